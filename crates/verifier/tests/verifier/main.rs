@@ -1,0 +1,7 @@
+//! Integration tests of `jwks-verifier`, as one test binary.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cache;
+mod rules;
+mod support;
