@@ -3,5 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cache;
+mod cli;
+#[cfg(feature = "actix")]
+mod extractor;
 mod rules;
 mod support;

@@ -1,0 +1,91 @@
+//! An example resource server protected by `jwks-verifier`.
+//!
+//! ```text
+//! cargo run -p jwks-verifier --example resource_server -- \
+//!     --issuer http://127.0.0.1:8080 --audience https://api.example.test --bind 127.0.0.1:8081
+//! ```
+//!
+//! - `GET /health`: no token needed; reports the key cache.
+//! - `GET /whoami`: any valid access token; answers its claims.
+//! - `GET /data`: needs the `read` scope.
+//! - `POST /data`: needs the `write` scope.
+//!
+//! Options may also come from the environment: `ISSUER`, `AUDIENCE`, `BIND`.
+
+use actix_web::{App, HttpResponse, HttpServer, get, post, web};
+use clap::Parser;
+use jwks_verifier::{
+    Verifier,
+    actix::{Authenticated, Scope, Scoped},
+};
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The issuer whose tokens are accepted (its JWKS is discovered).
+    #[arg(long, env = "ISSUER", default_value = "http://127.0.0.1:8080")]
+    issuer: String,
+    /// This API's audience.
+    #[arg(long, env = "AUDIENCE", default_value = "https://api.example.test")]
+    audience: String,
+    /// The address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8081")]
+    bind: String,
+}
+
+struct Read;
+impl Scope for Read {
+    const NAME: &'static str = "read";
+}
+
+struct Write;
+impl Scope for Write {
+    const NAME: &'static str = "write";
+}
+
+#[get("/health")]
+async fn health(verifier: web::Data<Verifier>) -> HttpResponse {
+    let status = verifier.status();
+    let body = json!({"keys": status.keys, "usable": status.usable, "last_error": status.last_error});
+    if status.usable { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+}
+
+#[get("/whoami")]
+async fn whoami(auth: Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(auth.claims())
+}
+
+#[get("/data")]
+async fn read_data(auth: Scoped<Read>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"data": [1, 2, 3], "for": auth.claims().client_id}))
+}
+
+#[post("/data")]
+async fn write_data(auth: Scoped<Write>) -> HttpResponse {
+    HttpResponse::Created().json(json!({"stored": true, "by": auth.claims().client_id}))
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let verifier = Verifier::builder()
+        .issuer(&args.issuer)
+        .audience(&args.audience)
+        .build()
+        .await
+        .map_err(|e| std::io::Error::other(format!("verifier: {e}")))?;
+    tracing::info!(issuer = %args.issuer, audience = %args.audience, bind = %args.bind, "resource server starting");
+    let data = web::Data::new(verifier);
+    HttpServer::new(move || {
+        App::new().app_data(data.clone()).service(health).service(whoami).service(read_data).service(write_data)
+    })
+    .bind(&args.bind)?
+    .run()
+    .await
+}
