@@ -90,21 +90,21 @@ async fn main() -> ExitCode {
 
 /// Verifies each line; `Ok(true)` when every token was valid.
 async fn run(verifier: &Verifier) -> std::io::Result<bool> {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = BufReader::new(tokio::io::stdin()).split(b'\n');
     let mut stdout = tokio::io::stdout();
     let mut all_valid = true;
-    while let Some(line) = lines.next_line().await? {
-        let token = line.trim();
-        if token.is_empty() {
-            continue;
-        }
-        let out = match verifier.verify_token::<Value>(token).await {
-            Ok(Verified { claims, kid, alg, .. }) => json!({"valid": true, "kid": kid, "alg": alg, "claims": claims}),
-            Err(e) => {
-                all_valid = false;
-                json!({"valid": false, "error": e.code(), "message": e.to_string()})
-            }
+    while let Some(line) = lines.next_segment().await? {
+        let out = match std::str::from_utf8(&line).map(str::trim) {
+            Ok("") => continue,
+            Ok(token) => match verifier.verify_token::<Value>(token).await {
+                Ok(Verified { claims, kid, alg, .. }) => {
+                    json!({"valid": true, "kid": kid, "alg": alg, "claims": claims})
+                }
+                Err(e) => json!({"valid": false, "error": e.code(), "message": e.to_string()}),
+            },
+            Err(_) => json!({"valid": false, "error": "malformed", "message": "the line is not UTF-8"}),
         };
+        all_valid &= out["valid"] == true;
         let mut text = out.to_string();
         text.push('\n');
         stdout.write_all(text.as_bytes()).await?;

@@ -8,3 +8,4 @@ mod cli;
 mod extractor;
 mod rules;
 mod support;
+mod telemetry;
