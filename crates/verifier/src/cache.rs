@@ -113,6 +113,8 @@ pub(crate) struct Cache {
     /// Held for the whole of a fetch: concurrent misses queue on it and
     /// then find the fetch done (single flight).
     flight: Arc<tokio::sync::Mutex<()>>,
+    /// Fetches started; bumped under the flight lock before each fetch.
+    started: AtomicU64,
     /// Completed fetch attempts; bumped after the snapshot is swapped.
     attempts: AtomicU64,
     source: Source,
@@ -145,6 +147,7 @@ impl Cache {
             current: ArcSwapOption::empty(),
             state: Mutex::new(FetchState::default()),
             flight: Arc::new(tokio::sync::Mutex::new(())),
+            started: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
             source,
             client,
@@ -163,7 +166,7 @@ impl Cache {
     /// The key for `kid`: from the cache when it is there, otherwise after
     /// at most one shared refetch (subject to the cooldown).
     pub(crate) async fn key(self: &Arc<Self>, kid: Option<&str>) -> Result<Arc<VerifyingKey>, Error> {
-        let seen = self.attempts.load(Ordering::Acquire);
+        let seen = self.started.load(Ordering::Acquire);
         if let Lookup::Hit(key) = self.lookup(kid) {
             return Ok(key);
         }
@@ -227,8 +230,10 @@ impl Cache {
 
     async fn refetch_on_miss(self: &Arc<Self>, seen: u64) {
         let guard = Arc::clone(&self.flight).lock_owned().await;
-        if self.attempts.load(Ordering::Acquire) != seen {
-            // A fetch finished since this verification looked: use its result.
+        if self.started.load(Ordering::Acquire) != seen {
+            // A fetch started (and, the lock being free, finished) after this
+            // verification looked: use its result. A fetch already in flight
+            // when it looked may predate the new key, so it does not count.
             return;
         }
         let now = self.clock.now();
@@ -265,6 +270,7 @@ impl Cache {
     /// Runs one fetch on the verifier's runtime, holding the flight lock
     /// until it is done even if the caller goes away.
     async fn fetch_holding(self: &Arc<Self>, guard: OwnedMutexGuard<()>) {
+        self.started.fetch_add(1, Ordering::AcqRel);
         let this = Arc::clone(self);
         let task = self.runtime.spawn(async move {
             this.fetch_now().await;

@@ -142,7 +142,13 @@ async fn endpoint_down_keeps_known_kids_valid_within_max_stale_then_fails() {
     let mock = MockJwks::start(&[&k1]).await;
     mock.set_max_age(Some(60));
     let clock = ManualClock::new(start_time());
-    let verifier = mock.builder(&clock).leeway(Duration::from_secs(10 * 86_400)).build().await.unwrap();
+    let verifier = mock
+        .builder(&clock)
+        .leeway(Duration::from_secs(10 * 86_400))
+        .timeout(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
     let (t1, t2) = (token(&k1), token(&k2));
     mock.set_mode(Mode::Status(503));
     clock.advance(Duration::from_secs(61)); // expired: served stale
