@@ -186,7 +186,10 @@ impl ResponseError for AuthError {
             response.insert_header((header::RETRY_AFTER, "30"));
         }
         let error = match &self.0 {
-            Error::MissingToken => "invalid_request",
+            // No error code when the request has no credentials (RFC 6750 §3.1).
+            Error::MissingToken => {
+                return response.json(serde_json::json!({ "error_description": self.description() }));
+            }
             Error::InsufficientScope { .. } => "insufficient_scope",
             Error::JwksUnavailable { .. } => "temporarily_unavailable",
             Error::Config { .. } => "server_error",

@@ -82,6 +82,34 @@ async fn rotation_new_kid_costs_exactly_one_fetch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_kid_seen_during_a_refresh_that_predates_it_gets_its_own_fetch() {
+    let (k1, k2) = (es_key(), es_key());
+    let mock = MockJwks::start(&[&k1]).await;
+    let clock = ManualClock::new(start_time());
+    let verifier = mock.builder(&clock).build().await.unwrap();
+    // Request 2 (a refresh already in flight) still serves the old set;
+    // the key appears from request 3 on.
+    mock.set_keys_from_request(3, &[&k1, &k2]);
+    mock.close_gate();
+    let refresh = tokio::spawn({
+        let v = verifier.clone();
+        async move { v.refresh().await }
+    });
+    until(|| mock.requests() == 2).await;
+    let verify = tokio::spawn({
+        let (v, t) = (verifier.clone(), token(&k2));
+        async move { v.verify(&t).await }
+    });
+    for _ in 0..1000 {
+        tokio::task::yield_now().await; // let the verification find its miss and queue
+    }
+    mock.open_gate();
+    refresh.await.unwrap().unwrap();
+    verify.await.unwrap().unwrap();
+    assert_eq!(mock.requests(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kid_flood_costs_at_most_one_fetch_per_cooldown() {
     let k1 = es_key();
     let mock = MockJwks::start(&[&k1]).await;

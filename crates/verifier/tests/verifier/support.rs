@@ -114,6 +114,8 @@ struct State {
     mode: Mode,
     metadata: Option<Value>,
     if_none_match: Vec<Option<String>>,
+    /// From this (1-based) request number on, serve these keys and ETag.
+    later: Option<(usize, String, String)>,
 }
 
 /// An HTTP/1.1 JWKS server on 127.0.0.1:0 that counts requests.
@@ -136,6 +138,7 @@ impl MockJwks {
             mode: Mode::Serve,
             metadata: None,
             if_none_match: Vec::new(),
+            later: None,
         }));
         let (gate, _) = watch::channel(true);
         let mock = MockJwks { addr, state, jwks_requests: Arc::default(), not_modified: Arc::default(), gate };
@@ -167,6 +170,12 @@ impl MockJwks {
         let mut s = self.state.lock().unwrap();
         s.jwks = jwks;
         s.etag = etag;
+    }
+
+    /// Serves `keys` to the `n`th /jwks request (1-based) and those after it.
+    pub(crate) fn set_keys_from_request(&self, n: usize, keys: &[&SigningKey]) {
+        let jwks = serde_json::to_string(&jwk_set(keys)).unwrap();
+        self.state.lock().unwrap().later = Some((n, jwks, format!("\"later-{n}\"")));
     }
 
     pub(crate) fn set_raw_jwks(&self, jwks: String) {
@@ -246,12 +255,16 @@ async fn serve(
         l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("if-none-match")).map(|(_, v)| v.trim().to_owned())
     });
     let response: Vec<u8> = if path == "/jwks" {
-        count.fetch_add(1, Ordering::SeqCst);
+        let number = count.fetch_add(1, Ordering::SeqCst) + 1;
         let _ = gate.wait_for(|open| *open).await;
         let (mode, jwks, etag, max_age) = {
             let mut s = state.lock().unwrap();
             s.if_none_match.push(inm.clone());
-            (s.mode.clone(), s.jwks.clone(), s.etag.clone(), s.max_age)
+            let (jwks, etag) = match &s.later {
+                Some((n, jwks, etag)) if number >= *n => (jwks.clone(), etag.clone()),
+                _ => (s.jwks.clone(), s.etag.clone()),
+            };
+            (s.mode.clone(), jwks, etag, s.max_age)
         };
         let cache = max_age.map(|m| format!("Cache-Control: max-age={m}\r\n")).unwrap_or_default();
         match mode {
