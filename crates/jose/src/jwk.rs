@@ -79,24 +79,16 @@ impl Jwk {
         if self.has_private_parts() {
             return Err(Error::KeyRejected("a public JWK must not carry private members".into()));
         }
-        if let Some(u) = &self.use_ {
-            if u != "sig" {
-                return Err(Error::KeyRejected(format!("key use `{}` is not `sig`", truncate(u))));
-            }
+        if let Some(u) = self.use_.as_ref().filter(|u| *u != "sig") {
+            return Err(Error::KeyRejected(format!("key use `{}` is not `sig`", truncate(u))));
         }
         let alg = match self.kty.as_str() {
             "RSA" => Algorithm::RS256,
             "EC" => Algorithm::ES256,
             other => return Err(Error::KeyRejected(format!("unsupported key type `{}`", truncate(other)))),
         };
-        if let Some(a) = &self.alg {
-            if a != alg.as_str() {
-                return Err(Error::KeyRejected(format!(
-                    "alg `{}` does not match key type `{}`",
-                    truncate(a),
-                    self.kty
-                )));
-            }
+        if let Some(a) = self.alg.as_ref().filter(|a| *a != alg.as_str()) {
+            return Err(Error::KeyRejected(format!("alg `{}` does not match key type `{}`", truncate(a), self.kty)));
         }
         match alg {
             Algorithm::RS256 => {
@@ -132,11 +124,9 @@ fn truncate(s: &str) -> String {
 /// the required public members, in lexicographic order.
 pub fn thumbprint(jwk: &Jwk) -> Result<String, Error> {
     let canonical = match jwk.kty.as_str() {
-        "RSA" => format!(
-            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-            safe(member(&jwk.e, "e")?)?,
-            safe(member(&jwk.n, "n")?)?
-        ),
+        "RSA" => {
+            format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, safe(member(&jwk.e, "e")?)?, safe(member(&jwk.n, "n")?)?)
+        }
         "EC" => format!(
             r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
             safe(member(&jwk.crv, "crv")?)?,

@@ -1,0 +1,306 @@
+//! The command line: `serve`, `hash-secret`, `clients new`, `check-config`
+//! and the `keys` operations.
+
+use std::{
+    io::{self, BufRead, Write},
+    path::PathBuf,
+};
+
+use clap::{Args, Parser, Subcommand};
+use jwks_jose::Algorithm;
+
+use crate::{
+    Config, Error,
+    clock::{Clock, SystemClock},
+    config::{DEFAULT_CONFIG, ENV_CONFIG},
+    keys::{
+        DirStore, Policy,
+        ops::{self, Done},
+        store,
+    },
+    oauth::clients::hash_secret,
+};
+
+/// OAuth 2.0 client-credentials issuer of RFC 9068 JWT access tokens.
+#[derive(Debug, Parser)]
+#[command(name = "jwks-issuer", version, about)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = ENV_CONFIG, default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the token endpoint, JWKS and discovery; rotate keys on schedule.
+    Serve,
+    /// Read a secret on stdin (one trailing newline stripped) and print its
+    /// argon2id `secret_hash`.
+    HashSecret,
+    /// Manage clients.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Validate the configuration and print its clients.
+    CheckConfig,
+    /// Inspect and change the key store (safe while servers run).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `clients` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Generate a client with a 256-bit random secret; prints the secret
+    /// once and the TOML block to paste into the config.
+    New(NewClient),
+}
+
+/// `clients new` arguments.
+#[derive(Debug, Args)]
+pub struct NewClient {
+    /// The client id.
+    #[arg(long)]
+    pub id: String,
+    /// A scope the client may ask for (repeatable).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// An audience the client may ask for (repeatable; the first is the default).
+    #[arg(long = "audience")]
+    pub audiences: Vec<String>,
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List keys: kid, algorithm, state, every instant, damaged files.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a successor now; it signs after `publish_ahead` (or at once with --now).
+    Rotate {
+        /// Only this algorithm (default: every configured one).
+        #[arg(long)]
+        alg: Option<Algorithm>,
+        /// Sign with the new key at once.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Withdraw a key from the JWKS at once; a signing key is replaced at once.
+    Revoke {
+        /// The key id.
+        kid: String,
+    },
+    /// Import an existing PKCS#8 PEM private key as the next signing key.
+    Import {
+        /// Its algorithm.
+        #[arg(long)]
+        alg: Algorithm,
+        /// The PEM file (`-----BEGIN PRIVATE KEY-----`).
+        #[arg(long)]
+        pem: PathBuf,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::HashSecret => hash_secret_command(),
+        Command::Clients(ClientsCommand::New(args)) => new_client(args),
+        Command::CheckConfig => check_config(&Config::load(&cli.config)?),
+        Command::Serve => crate::serve::run(Config::load(&cli.config)?).await,
+        Command::Keys(cmd) => {
+            let config = Config::load(&cli.config)?;
+            tokio::task::spawn_blocking(move || keys_command(&config, cmd))
+                .await
+                .map_err(|e| Error::Store(format!("task failed: {e}")))?
+        }
+    }
+}
+
+fn hash_secret_command() -> Result<(), Error> {
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line).map_err(|e| Error::Usage(format!("reading stdin: {e}")))?;
+    let secret = line.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&line);
+    if secret.is_empty() {
+        return Err(Error::Usage("no secret on stdin".into()));
+    }
+    println!("{}", hash_secret(secret)?);
+    Ok(())
+}
+
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| toml::Value::String(s.clone()).to_string()).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn new_client(args: NewClient) -> Result<(), Error> {
+    if args.id.is_empty() || args.id.chars().any(char::is_control) {
+        return Err(Error::Usage("--id must be printable and not empty".into()));
+    }
+    for s in &args.scopes {
+        if s.is_empty() || !s.bytes().all(crate::config::is_scope_char) {
+            return Err(Error::Usage(format!("--scope `{s}` is not an RFC 6749 scope token")));
+        }
+    }
+    let mut raw = [0u8; 32];
+    jwks_jose::crypto::fill_random(&mut raw)?;
+    let secret = jwks_jose::b64::encode(raw);
+    let hash = hash_secret(&secret)?;
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "# client secret (shown once; give it to the client, store it nowhere else):");
+    let _ = writeln!(out, "# {secret}");
+    let _ = writeln!(out, "[[clients]]");
+    let _ = writeln!(out, "id = {}", toml::Value::String(args.id.clone()));
+    let _ = writeln!(out, "secret_hash = {}", toml::Value::String(hash));
+    let _ = writeln!(out, "scopes = {}", toml_list(&args.scopes));
+    if !args.audiences.is_empty() {
+        let _ = writeln!(out, "audiences = {}", toml_list(&args.audiences));
+    }
+    Ok(())
+}
+
+fn check_config(config: &Config) -> Result<(), Error> {
+    println!("{}: ok", config.path.display());
+    println!("issuer   {}", config.issuer);
+    println!("listen   {}", config.listen);
+    println!("keys     {} ({})", config.keys.dir.display(), algs(&config.keys.algorithms));
+    for c in &config.clients {
+        println!(
+            "client   {:<24} auth={:<40} alg={} ttl={} scopes=[{}]",
+            c.id,
+            c.auth.method_names(),
+            c.algorithm,
+            humantime::format_duration(c.ttl),
+            c.scopes.join(" ")
+        );
+    }
+    Ok(())
+}
+
+fn algs(a: &[Algorithm]) -> String {
+    a.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn open_store(config: &Config) -> Result<DirStore, Error> {
+    if !config.keys.dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "key folder {} does not exist (start `serve` once)",
+            config.keys.dir.display()
+        )));
+    }
+    DirStore::open(&config.keys.dir, store::sealer_from_env()?)
+}
+
+fn print_done(verb: &str, d: &Done) {
+    println!(
+        "{verb} {} {} (published {}, activates {}, deactivates {}, expires {})",
+        d.alg,
+        d.kid,
+        fmt_time(d.timeline.published),
+        fmt_time(d.timeline.activates),
+        fmt_time(d.timeline.deactivates),
+        fmt_time(d.timeline.expires)
+    );
+    if let Some(r) = &d.replaces {
+        println!("  replaces {r} as the {} signing key", d.alg);
+    }
+}
+
+fn fmt_time(t: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)).to_string()
+}
+
+fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
+    let clock = SystemClock;
+    let store = open_store(config)?;
+    let policy = Policy::from_config(config);
+    let now = clock.now();
+    match cmd {
+        KeysCommand::List { json } => {
+            let loaded = store.load()?;
+            if json {
+                let keys: Vec<serde_json::Value> = loaded
+                    .keys
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "kid": r.meta.kid, "alg": r.meta.alg, "state": r.meta.timeline.state(now),
+                            "published": r.meta.timeline.published, "activates": r.meta.timeline.activates,
+                            "deactivates": r.meta.timeline.deactivates, "expires": r.meta.timeline.expires,
+                            "revoked": r.meta.timeline.revoked,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::json!({"keys": keys, "damaged": loaded.damaged}));
+            } else {
+                println!(
+                    "{:<44} {:<6} {:<9} {:<21} {:<21} {:<21} {:<21}",
+                    "KID", "ALG", "STATE", "PUBLISHED", "ACTIVATES", "DEACTIVATES", "EXPIRES"
+                );
+                for r in &loaded.keys {
+                    let t = &r.meta.timeline;
+                    println!(
+                        "{:<44} {:<6} {:<9} {:<21} {:<21} {:<21} {:<21}",
+                        r.meta.kid,
+                        r.meta.alg.as_str(),
+                        t.state(now).to_string(),
+                        fmt_time(t.published),
+                        fmt_time(t.activates),
+                        fmt_time(t.deactivates),
+                        fmt_time(t.expires)
+                    );
+                }
+                for d in &loaded.damaged {
+                    println!("DAMAGED {} (kid {}): {}", d.file, d.kid.as_deref().unwrap_or("?"), d.reason);
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate { alg, now: immediately } => {
+            let algs = match alg {
+                Some(a) if !config.keys.algorithms.contains(&a) => {
+                    return Err(Error::Usage(format!("{a} is not in keys.algorithms")));
+                }
+                Some(a) => vec![a],
+                None => config.keys.algorithms.clone(),
+            };
+            let _lock = store.lock(crate::keys::keyring::LOCK_TIMEOUT, &clock)?;
+            for a in algs {
+                let done = ops::rotate(&store, &policy, a, config.keys.rsa_bits, now, immediately)?;
+                print_done("created", &done);
+            }
+            if immediately {
+                eprintln!(
+                    "warning: the new keys sign at once; verifiers caching the old JWKS will refetch it on the unknown kid"
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { kid } => {
+            let _lock = store.lock(crate::keys::keyring::LOCK_TIMEOUT, &clock)?;
+            let (done, replacement) = ops::revoke(&store, &policy, &kid, config.keys.rsa_bits, now)?;
+            println!("revoked {} {}: it left the JWKS", done.alg, done.kid);
+            if let Some(r) = replacement {
+                print_done("created", &r);
+            }
+            Ok(())
+        }
+        KeysCommand::Import { alg, pem } => {
+            if !config.keys.algorithms.contains(&alg) {
+                return Err(Error::Usage(format!("{alg} is not in keys.algorithms")));
+            }
+            let text = std::fs::read_to_string(&pem).map_err(|e| Error::Usage(format!("{}: {e}", pem.display())))?;
+            let der = ops::pkcs8_from_pem(&text).map_err(|e| Error::Usage(format!("{}: {e}", pem.display())))?;
+            let _lock = store.lock(crate::keys::keyring::LOCK_TIMEOUT, &clock)?;
+            let done = ops::import(&store, &policy, alg, der, now)?;
+            print_done("imported", &done);
+            Ok(())
+        }
+    }
+}

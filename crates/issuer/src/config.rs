@@ -1,0 +1,414 @@
+//! Configuration: the TOML file (`config/issuer.toml` by default), the
+//! environment overrides, and validation into [`Config`].
+//!
+//! The file layer is strict (`deny_unknown_fields`); [`Config::load`]
+//! converts it once into validated values (durations, algorithms, parsed
+//! hashes) and refuses a bad file with an error that names the file, the
+//! key and what is wrong.
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use jwks_jose::Algorithm;
+use serde::Deserialize;
+
+use crate::Error;
+
+/// Environment variable naming the configuration file.
+pub const ENV_CONFIG: &str = "JWKS_ISSUER_CONFIG";
+/// Environment override of `issuer`.
+pub const ENV_ISSUER: &str = "JWKS_ISSUER_ISSUER";
+/// Environment override of `listen`.
+pub const ENV_LISTEN: &str = "JWKS_ISSUER_LISTEN";
+/// Environment override of `keys.dir`.
+pub const ENV_KEYS_DIR: &str = "JWKS_ISSUER_KEYS_DIR";
+/// Environment override of `tokens.ttl` (a humantime duration).
+pub const ENV_TOKENS_TTL: &str = "JWKS_ISSUER_TOKENS_TTL";
+/// The default configuration path.
+pub const DEFAULT_CONFIG: &str = "config/issuer.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    issuer: String,
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default)]
+    keys: FileKeys,
+    #[serde(default)]
+    jwks: FileJwks,
+    #[serde(default)]
+    tokens: FileTokens,
+    #[serde(default)]
+    clients: Vec<FileClient>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileKeys {
+    #[serde(default = "default_keys_dir")]
+    dir: PathBuf,
+    #[serde(default = "default_algorithms")]
+    algorithms: Vec<String>,
+    #[serde(default = "default_rsa_bits")]
+    rsa_bits: usize,
+    #[serde(default = "default_rotation_period")]
+    rotation_period: String,
+    #[serde(default = "default_publish_ahead")]
+    publish_ahead: String,
+    #[serde(default = "default_retire_grace")]
+    retire_grace: String,
+}
+
+impl Default for FileKeys {
+    fn default() -> Self {
+        FileKeys {
+            dir: default_keys_dir(),
+            algorithms: default_algorithms(),
+            rsa_bits: default_rsa_bits(),
+            rotation_period: default_rotation_period(),
+            publish_ahead: default_publish_ahead(),
+            retire_grace: default_retire_grace(),
+        }
+    }
+}
+
+fn default_keys_dir() -> PathBuf {
+    PathBuf::from("keys")
+}
+fn default_algorithms() -> Vec<String> {
+    vec!["ES256".into(), "RS256".into()]
+}
+fn default_rsa_bits() -> usize {
+    2048
+}
+fn default_rotation_period() -> String {
+    "30d".into()
+}
+fn default_publish_ahead() -> String {
+    "1d".into()
+}
+fn default_retire_grace() -> String {
+    "1m".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJwks {
+    #[serde(default = "default_max_age")]
+    max_age: String,
+}
+
+impl Default for FileJwks {
+    fn default() -> Self {
+        FileJwks { max_age: default_max_age() }
+    }
+}
+fn default_max_age() -> String {
+    "5m".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTokens {
+    #[serde(default = "default_ttl")]
+    ttl: String,
+    #[serde(default = "default_token_alg")]
+    algorithm: String,
+    #[serde(default)]
+    audience: Option<String>,
+}
+
+impl Default for FileTokens {
+    fn default() -> Self {
+        FileTokens { ttl: default_ttl(), algorithm: default_token_alg(), audience: None }
+    }
+}
+fn default_ttl() -> String {
+    "15m".into()
+}
+fn default_token_alg() -> String {
+    "ES256".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileClient {
+    id: String,
+    secret_hash: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    audiences: Vec<String>,
+    algorithm: Option<String>,
+    ttl: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The `iss` claim and discovery issuer, without a trailing slash.
+    pub issuer: String,
+    /// The address `serve` listens on.
+    pub listen: SocketAddr,
+    /// Key store settings.
+    pub keys: KeysConfig,
+    /// `Cache-Control: max-age` of the JWKS. Default 5m.
+    pub jwks_max_age: Duration,
+    /// Token settings.
+    pub tokens: TokensConfig,
+    /// The registered clients.
+    pub clients: Vec<ClientConfig>,
+}
+
+/// `[keys]`.
+#[derive(Debug, Clone)]
+pub struct KeysConfig {
+    /// The key folder, relative to the working directory. Default `keys`.
+    pub dir: PathBuf,
+    /// One signing key per algorithm. Default `["ES256", "RS256"]`.
+    pub algorithms: Vec<Algorithm>,
+    /// RSA modulus size: 2048 (default), 3072 or 4096.
+    pub rsa_bits: usize,
+    /// How long a key signs. Default 30d.
+    pub rotation_period: Duration,
+    /// How long a new key is published before it signs. Default 1d.
+    pub publish_ahead: Duration,
+    /// Extra time a retired key stays published. Default 1m.
+    pub retire_grace: Duration,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone)]
+pub struct TokensConfig {
+    /// Default access-token lifetime. Default 15m.
+    pub ttl: Duration,
+    /// Default signing algorithm. Default ES256.
+    pub algorithm: Algorithm,
+    /// Default `aud` when a client names none. Default: the issuer.
+    pub audience: String,
+}
+
+/// One `[[clients]]` entry.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The client id (also the token's `sub`).
+    pub id: String,
+    /// How the client authenticates.
+    pub auth: ClientAuth,
+    /// Scopes the client may ask for; all of them when it names none.
+    pub scopes: Vec<String>,
+    /// Audiences the client may ask for; the first is the default.
+    pub audiences: Vec<String>,
+    /// Signing algorithm for this client's tokens.
+    pub algorithm: Algorithm,
+    /// Lifetime of this client's tokens.
+    pub ttl: Duration,
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Clone)]
+pub enum ClientAuth {
+    /// `client_secret_basic` or `client_secret_post` against an argon2id hash.
+    Secret {
+        /// The PHC string of the argon2id hash.
+        hash: String,
+    },
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::Secret { .. } => f.write_str("Secret(<argon2id hash>)"),
+        }
+    }
+}
+
+impl ClientAuth {
+    /// The RFC 8414 `token_endpoint_auth_method` names this client may use.
+    pub fn method_names(&self) -> &'static str {
+        match self {
+            ClientAuth::Secret { .. } => "client_secret_basic, client_secret_post",
+        }
+    }
+}
+
+/// Parses a humantime duration such as `15m` or `30d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like \"15m\" or \"30d\" ({e})"))
+}
+
+impl Config {
+    /// Reads, overrides from the environment, and validates the file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
+        Self::from_toml(path, &text, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses and validates `text` as if read from `path`, taking
+    /// environment overrides from `env`.
+    pub fn from_toml(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let err = |message: String| Error::Config { path: path.to_path_buf(), message };
+        let mut file: FileConfig = toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        if let Some(v) = env(ENV_ISSUER) {
+            file.issuer = v;
+        }
+        if let Some(v) = env(ENV_LISTEN) {
+            file.listen = v;
+        }
+        if let Some(v) = env(ENV_KEYS_DIR) {
+            file.keys.dir = PathBuf::from(v);
+        }
+        if let Some(v) = env(ENV_TOKENS_TTL) {
+            file.tokens.ttl = v;
+        }
+        validate(file, path).map_err(err)
+    }
+}
+
+fn duration(key: &str, v: &str) -> Result<Duration, String> {
+    let d = parse_duration(v).map_err(|e| format!("key `{key}`: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("key `{key}`: must be longer than zero"));
+    }
+    Ok(d)
+}
+
+fn algorithm(key: &str, v: &str) -> Result<Algorithm, String> {
+    v.parse().map_err(|_| format!("key `{key}`: unknown algorithm `{v}` (allowed: ES256, RS256)"))
+}
+
+fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
+    let _ = path;
+    let issuer = file.issuer.trim_end_matches('/').to_string();
+    let url = url::Url::parse(&issuer).map_err(|e| format!("key `issuer`: `{issuer}` is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("key `issuer`: `{issuer}` must be an http(s) URL without query or fragment (RFC 8414 §2)"));
+    }
+    let listen: SocketAddr = file
+        .listen
+        .parse()
+        .map_err(|_| format!("key `listen`: `{}` is not an address like 127.0.0.1:8080", file.listen))?;
+
+    let mut algorithms = Vec::new();
+    for (i, a) in file.keys.algorithms.iter().enumerate() {
+        let alg = algorithm(&format!("keys.algorithms[{i}]"), a)?;
+        if algorithms.contains(&alg) {
+            return Err(format!("key `keys.algorithms`: `{a}` is listed twice"));
+        }
+        algorithms.push(alg);
+    }
+    if algorithms.is_empty() {
+        return Err("key `keys.algorithms`: at least one algorithm is needed".into());
+    }
+    if !jwks_jose::crypto::RSA_BITS_ALLOWED.contains(&file.keys.rsa_bits) {
+        return Err(format!("key `keys.rsa_bits`: {} is not 2048, 3072 or 4096", file.keys.rsa_bits));
+    }
+    let keys = KeysConfig {
+        dir: file.keys.dir,
+        algorithms,
+        rsa_bits: file.keys.rsa_bits,
+        rotation_period: duration("keys.rotation_period", &file.keys.rotation_period)?,
+        publish_ahead: duration("keys.publish_ahead", &file.keys.publish_ahead)?,
+        retire_grace: duration("keys.retire_grace", &file.keys.retire_grace)?,
+    };
+    let jwks_max_age = duration("jwks.max_age", &file.jwks.max_age)?;
+    if keys.publish_ahead < jwks_max_age {
+        return Err(format!(
+            "key `keys.publish_ahead`: {} is shorter than `jwks.max_age` ({}); a verifier holding the previous JWKS \
+             would meet tokens from a key it cannot know. Raise `keys.publish_ahead` or lower `jwks.max_age`",
+            humantime::format_duration(keys.publish_ahead),
+            humantime::format_duration(jwks_max_age)
+        ));
+    }
+    let in_keys = |key: &str, alg: Algorithm| -> Result<Algorithm, String> {
+        if keys.algorithms.contains(&alg) {
+            Ok(alg)
+        } else {
+            Err(format!("key `{key}`: {alg} is not in `keys.algorithms`"))
+        }
+    };
+    let tokens = TokensConfig {
+        ttl: duration("tokens.ttl", &file.tokens.ttl)?,
+        algorithm: in_keys("tokens.algorithm", algorithm("tokens.algorithm", &file.tokens.algorithm)?)?,
+        audience: file.tokens.audience.unwrap_or_else(|| issuer.clone()),
+    };
+
+    let mut seen = HashSet::new();
+    let mut clients = Vec::with_capacity(file.clients.len());
+    for (i, c) in file.clients.into_iter().enumerate() {
+        let at = |k: &str| format!("clients[{i}].{k}");
+        if c.id.is_empty() || c.id.len() > 128 || c.id.chars().any(|ch| ch.is_control()) {
+            return Err(format!("key `{}`: a client id is 1 to 128 printable characters", at("id")));
+        }
+        if !seen.insert(c.id.clone()) {
+            return Err(format!("key `{}`: duplicate client id `{}`", at("id"), c.id));
+        }
+        let hash = c.secret_hash.ok_or_else(|| format!("key `{}`: missing (client `{}`)", at("secret_hash"), c.id))?;
+        check_secret_hash(&hash).map_err(|e| format!("key `{}`: {e}", at("secret_hash")))?;
+        for s in &c.scopes {
+            if s.is_empty() || !s.bytes().all(is_scope_char) {
+                return Err(format!("key `{}`: `{s}` is not a scope token (RFC 6749 §3.3)", at("scopes")));
+            }
+        }
+        let algorithm = match &c.algorithm {
+            Some(a) => in_keys(&at("algorithm"), algorithm(&at("algorithm"), a)?)?,
+            None => tokens.algorithm,
+        };
+        let ttl = match &c.ttl {
+            Some(t) => duration(&at("ttl"), t)?,
+            None => tokens.ttl,
+        };
+        clients.push(ClientConfig {
+            id: c.id,
+            auth: ClientAuth::Secret { hash },
+            scopes: c.scopes,
+            audiences: c.audiences,
+            algorithm,
+            ttl,
+        });
+    }
+    Ok(Config { path: path.to_path_buf(), issuer, listen, keys, jwks_max_age, tokens, clients })
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+pub fn is_scope_char(b: u8) -> bool {
+    matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
+}
+
+fn check_secret_hash(hash: &str) -> Result<(), String> {
+    let parsed = argon2::PasswordHash::new(hash).map_err(|e| format!("not a PHC hash string ({e})"))?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Err(format!("algorithm `{}` is not argon2id", parsed.algorithm));
+    }
+    argon2::Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters ({e})"))?;
+    Ok(())
+}
+
+impl Config {
+    /// The token endpoint URL published in discovery.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+
+    /// The JWKS URL published in discovery.
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.issuer)
+    }
+
+    /// The longest token lifetime of any client (or the default).
+    pub fn max_token_ttl(&self) -> Duration {
+        self.clients.iter().map(|c| c.ttl).chain([self.tokens.ttl]).max().unwrap_or(self.tokens.ttl)
+    }
+}

@@ -1,0 +1,41 @@
+use std::path::PathBuf;
+
+/// Every failure of the issuer outside the token endpoint's own answers
+/// (those are [`crate::oauth::OAuthError`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration file is unreadable or invalid.
+    #[error("{}: {message}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The key and what is wrong with it.
+        message: String,
+    },
+    /// The key store failed (I/O, lock, encoding).
+    #[error("key store: {0}")]
+    Store(String),
+    /// The key-encryption key is malformed.
+    #[error("key-encryption key: {0}")]
+    Kek(String),
+    /// A JOSE or crypto failure.
+    #[error(transparent)]
+    Jose(#[from] jwks_jose::Error),
+    /// An operator command was given something it cannot act on.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// A stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "config",
+            Error::Store(_) => "store",
+            Error::Kek(_) => "kek",
+            Error::Jose(_) => "crypto",
+            Error::Usage(_) => "usage",
+        }
+    }
+}

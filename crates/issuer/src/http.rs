@@ -1,0 +1,118 @@
+//! The HTTP surface: the app factory that `serve` and the tests use, the
+//! JWKS, discovery (RFC 8414), health and metrics endpoints.
+
+use std::sync::Arc;
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::header::{self, HeaderValue},
+    web::{self, Bytes},
+};
+
+use crate::{Config, clock::SharedClock, keys::Keyring, metrics::Metrics, oauth};
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The keys.
+    pub keyring: Arc<Keyring>,
+    /// The registered clients.
+    pub clients: oauth::Clients,
+    /// The clock.
+    pub clock: SharedClock,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    metadata: Bytes,
+}
+
+impl AppState {
+    /// The state of an app over `config` and `keyring`.
+    pub fn new(config: Arc<Config>, keyring: Arc<Keyring>, clock: SharedClock) -> Result<Self, crate::Error> {
+        let clients = oauth::Clients::new(&config.clients)?;
+        let metadata = Bytes::from(metadata(&config).to_string());
+        Ok(AppState { config, keyring, clients, clock, metrics: Metrics::default(), metadata })
+    }
+}
+
+/// The authorization server metadata (RFC 8414 §2).
+pub fn metadata(config: &Config) -> serde_json::Value {
+    let algs: Vec<&str> = config.keys.algorithms.iter().map(|a| a.as_str()).collect();
+    serde_json::json!({
+        "issuer": config.issuer,
+        "token_endpoint": config.token_endpoint(),
+        "jwks_uri": config.jwks_uri(),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "access_token_signing_alg_values_supported": algs,
+    })
+}
+
+/// Registers every route; `serve` and the tests call it alike.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/token")
+            .route(web::post().to(oauth::endpoint::token))
+            .default_service(web::to(oauth::endpoint::method_not_allowed)),
+    )
+    .route("/.well-known/jwks.json", web::get().to(jwks))
+    .route("/.well-known/oauth-authorization-server", web::get().to(discovery))
+    .route("/.well-known/openid-configuration", web::get().to(discovery))
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics));
+}
+
+/// Whether an `If-None-Match` value matches `etag` (RFC 9110 §13.1.2:
+/// weak comparison, `*` matches any).
+fn if_none_match(value: &HeaderValue, etag: &str) -> bool {
+    let Ok(v) = value.to_str() else { return false };
+    v.split(',').map(str::trim).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+async fn jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let snapshot = state.keyring.snapshot();
+    let doc = &snapshot.jwks;
+    let cache = format!("public, max-age={}", state.config.jwks_max_age.as_secs());
+    let matched = req.headers().get(header::IF_NONE_MATCH).is_some_and(|v| if_none_match(v, &doc.etag));
+    let mut res = if matched { HttpResponse::NotModified() } else { HttpResponse::Ok() };
+    res.insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::ETAG, doc.etag.as_str()))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
+    if matched { res.finish() } else { res.content_type("application/json").body(doc.body.clone()) }
+}
+
+async fn discovery(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .content_type("application/json")
+        .body(state.metadata.clone())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let snapshot = state.keyring.snapshot();
+    let missing: Vec<&str> =
+        state.config.keys.algorithms.iter().filter(|a| snapshot.signer(**a).is_none()).map(|a| a.as_str()).collect();
+    let failure = state.keyring.last_failure();
+    let body = serde_json::json!({
+        "status": if missing.is_empty() && failure.is_none() { "ready" } else if missing.is_empty() { "degraded" } else { "unready" },
+        "missing_signing_keys": missing,
+        "rotation_failure": failure,
+        "damaged_key_files": snapshot.damaged.len(),
+    });
+    if missing.is_empty() { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let snapshot = state.keyring.snapshot();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(&snapshot, state.clock.now()))
+}

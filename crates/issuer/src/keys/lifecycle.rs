@@ -1,0 +1,242 @@
+//! The key lifecycle: each key's timeline of instants, the state derived
+//! from it, and the pure planning function that decides what the store
+//! needs at a given time.
+//!
+//! A key's state is never a mutable flag: it is derived from its instants
+//! (`published`, `activates`, `deactivates`, `expires`, `revoked`) and the
+//! time asked about, so every process that reads the same store at the same
+//! time reaches the same answer.
+
+use std::{fmt, time::Duration};
+
+use jwks_jose::Algorithm;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+
+/// The instants of one key, in seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeline {
+    /// It enters the JWKS.
+    pub published: UnixTime,
+    /// It starts signing (`published + publish_ahead`, except for the
+    /// first keys of a store, a revoke's replacement and `rotate --now`).
+    pub activates: UnixTime,
+    /// It stops signing (`activates + rotation_period`).
+    pub deactivates: UnixTime,
+    /// It leaves the JWKS (`deactivates` + longest token ttl +
+    /// `jwks.max_age` + `keys.retire_grace`).
+    pub expires: UnixTime,
+    /// Set by `keys revoke`: it leaves the JWKS at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<UnixTime>,
+}
+
+/// A key's state at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published, not yet signing.
+    Pending,
+    /// Signing.
+    Active,
+    /// No longer signing, still published for tokens it signed.
+    Retiring,
+    /// Past `expires`: out of the JWKS, to be deleted.
+    Expired,
+    /// Revoked: out of the JWKS at once.
+    Revoked,
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyState::Pending => "pending",
+            KeyState::Active => "active",
+            KeyState::Retiring => "retiring",
+            KeyState::Expired => "expired",
+            KeyState::Revoked => "revoked",
+        })
+    }
+}
+
+impl Timeline {
+    /// The state at `now`.
+    pub fn state(&self, now: UnixTime) -> KeyState {
+        if self.revoked.is_some_and(|r| r <= now) {
+            KeyState::Revoked
+        } else if now >= self.expires {
+            KeyState::Expired
+        } else if now < self.activates {
+            KeyState::Pending
+        } else if now < self.deactivates {
+            KeyState::Active
+        } else {
+            KeyState::Retiring
+        }
+    }
+
+    /// Whether the key is in the JWKS at `now`.
+    pub fn is_published(&self, now: UnixTime) -> bool {
+        self.published <= now && matches!(self.state(now), KeyState::Pending | KeyState::Active | KeyState::Retiring)
+    }
+
+    /// The instants after `now` at which the derived state may change.
+    pub fn next_change_after(&self, now: UnixTime) -> Option<UnixTime> {
+        [Some(self.published), Some(self.activates), Some(self.deactivates), Some(self.expires), self.revoked]
+            .into_iter()
+            .flatten()
+            .filter(|&t| t > now)
+            .min()
+    }
+}
+
+/// The durations that shape every timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// How long a key signs.
+    pub rotation_period: Duration,
+    /// How long a key is published before it signs.
+    pub publish_ahead: Duration,
+    /// From `deactivates` to `expires`: the longest token ttl +
+    /// `jwks.max_age` + `keys.retire_grace`.
+    pub retire_after: Duration,
+}
+
+impl Policy {
+    /// The policy of a validated configuration.
+    pub fn from_config(config: &crate::Config) -> Self {
+        Policy {
+            rotation_period: config.keys.rotation_period,
+            publish_ahead: config.keys.publish_ahead,
+            retire_after: config
+                .max_token_ttl()
+                .saturating_add(config.jwks_max_age)
+                .saturating_add(config.keys.retire_grace),
+        }
+    }
+
+    /// The timeline of a key published at `now` that signs from `activates`.
+    pub fn timeline(&self, now: UnixTime, activates: UnixTime) -> Timeline {
+        let deactivates = activates.saturating_add(self.rotation_period.as_secs());
+        Timeline {
+            published: now,
+            activates,
+            deactivates,
+            expires: deactivates.saturating_add(self.retire_after.as_secs()),
+            revoked: None,
+        }
+    }
+
+    /// A key that signs at once (first keys, revoke replacement, `--now`).
+    pub fn immediate(&self, now: UnixTime) -> Timeline {
+        self.timeline(now, now)
+    }
+
+    /// A key published now that signs after `publish_ahead`, but never
+    /// before `not_before` (the current key's planned end).
+    pub fn ahead(&self, now: UnixTime, not_before: UnixTime) -> Timeline {
+        self.timeline(now, now.saturating_add(self.publish_ahead.as_secs()).max(not_before))
+    }
+}
+
+/// What the planner needs to know of a stored key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMeta {
+    /// The key id.
+    pub kid: String,
+    /// Its algorithm.
+    pub alg: Algorithm,
+    /// Its timeline.
+    pub timeline: Timeline,
+}
+
+/// The key that signs for `alg` at `now`: among keys that are neither
+/// revoked nor expired and whose `activates <= now`, the one that activated
+/// last. A key past `deactivates` keeps signing only while no successor has
+/// activated, which the planner prevents by extending its timeline.
+pub fn signer(keys: &[KeyMeta], alg: Algorithm, now: UnixTime) -> Option<&KeyMeta> {
+    keys.iter()
+        .filter(|k| k.alg == alg && k.timeline.activates <= now)
+        .filter(|k| matches!(k.timeline.state(now), KeyState::Active | KeyState::Retiring))
+        .max_by(|a, b| (a.timeline.activates, &a.kid).cmp(&(b.timeline.activates, &b.kid)))
+}
+
+/// One change the store needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create a key of `alg` with this timeline.
+    Create {
+        /// Algorithm of the new key.
+        alg: Algorithm,
+        /// Its timeline.
+        timeline: Timeline,
+    },
+    /// Replace the timeline of `kid` (a late successor extends the
+    /// current key's signing, and so its publication).
+    Extend {
+        /// The key to change.
+        kid: String,
+        /// The new timeline.
+        timeline: Timeline,
+    },
+    /// Delete `kid`: expired, or revoked and past its planned expiry.
+    Delete {
+        /// The key to delete.
+        kid: String,
+    },
+}
+
+/// Decides what the store needs at `now` so that every algorithm has
+/// exactly one signing key, each successor is published `publish_ahead`
+/// before it signs, and expired keys go.
+pub fn plan(keys: &[KeyMeta], algorithms: &[Algorithm], policy: &Policy, now: UnixTime) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for &alg in algorithms {
+        let Some(current) = signer(keys, alg, now) else {
+            // No key signs for `alg`: the first keys of a store (or of a
+            // newly configured algorithm) sign at once. A pending key that
+            // would sign later is not waited for.
+            if let Some(pending) = keys
+                .iter()
+                .filter(|k| k.alg == alg && k.timeline.state(now) == KeyState::Pending)
+                .min_by_key(|k| k.timeline.activates)
+            {
+                // Bring the earliest pending key forward rather than adding
+                // another one.
+                let mut t = pending.timeline;
+                t.activates = now;
+                actions.push(Action::Extend { kid: pending.kid.clone(), timeline: t });
+            } else {
+                actions.push(Action::Create { alg, timeline: policy.immediate(now) });
+            }
+            continue;
+        };
+        let successor = keys.iter().any(|k| {
+            k.alg == alg
+                && k.timeline.activates > current.timeline.activates
+                && k.timeline.state(now) == KeyState::Pending
+        });
+        let due = current.timeline.deactivates.saturating_sub(policy.publish_ahead.as_secs());
+        if !successor && now >= due {
+            let next = policy.ahead(now, current.timeline.deactivates);
+            if next.activates > current.timeline.deactivates {
+                // Late (the service was down): the current key signs until
+                // the successor activates, and stays published for the
+                // tokens it signs meanwhile.
+                let mut t = current.timeline;
+                t.deactivates = next.activates;
+                t.expires = t.expires.max(next.activates.saturating_add(policy.retire_after.as_secs()));
+                actions.push(Action::Extend { kid: current.kid.clone(), timeline: t });
+            }
+            actions.push(Action::Create { alg, timeline: next });
+        }
+    }
+    // An expired key (revoked or not) is never a signer: `signer` skips it.
+    actions.extend(keys.iter().filter(|k| now >= k.timeline.expires).map(|k| Action::Delete { kid: k.kid.clone() }));
+    actions
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,396 @@
+//! The folder key store: one JSON file per key (`<kid>.json`) holding its
+//! timeline and its PKCS#8 private key, in clear or sealed with the
+//! key-encryption key (`JWKS_ISSUER_KEK`, AES-256-GCM, kid as associated
+//! data).
+//!
+//! Files are created with mode 0600 in a 0700 folder and written
+//! atomically: temp file, fsync, rename, fsync of the folder. A crash at any
+//! moment leaves each key wholly there or not there. Changes happen under
+//! an exclusive lock on `.lock` in the folder, so several processes (the
+//! CLI next to a running server, replicas on a shared volume) never race.
+
+use std::{
+    fmt,
+    fs::{self, File, OpenOptions},
+    io::{self, Write},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use jwks_jose::{Algorithm, SigningKey, b64, crypto::Sealer};
+use serde::{Deserialize, Serialize};
+
+use super::lifecycle::{KeyMeta, Timeline};
+use crate::Error;
+
+/// Environment variable holding the base64 32-byte key-encryption key.
+pub const ENV_KEK: &str = "JWKS_ISSUER_KEK";
+const LOCK_FILE: &str = ".lock";
+const FORMAT: u32 = 1;
+
+/// One stored key: its metadata and private key.
+#[derive(Clone)]
+pub struct KeyRecord {
+    /// Id, algorithm and timeline.
+    pub meta: KeyMeta,
+    /// PKCS#8 DER of the private key.
+    pub pkcs8: Vec<u8>,
+}
+
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRecord").field("meta", &self.meta).finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    format: u32,
+    kid: String,
+    alg: Algorithm,
+    timeline: Timeline,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pkcs8: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<String>,
+}
+
+/// A file that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Damaged {
+    /// The file name.
+    pub file: String,
+    /// The kid, when the file said it.
+    pub kid: Option<String>,
+    /// What is wrong (never key material).
+    pub reason: String,
+}
+
+/// Everything a load found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Keys that loaded.
+    pub keys: Vec<KeyRecord>,
+    /// Files that did not.
+    pub damaged: Vec<Damaged>,
+}
+
+/// The key folder.
+pub struct DirStore {
+    dir: PathBuf,
+    sealer: Option<Sealer>,
+}
+
+impl fmt::Debug for DirStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirStore").field("dir", &self.dir).field("sealed", &self.sealer.is_some()).finish()
+    }
+}
+
+/// Holds the store's exclusive lock until dropped.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+/// Reads the key-encryption key from `JWKS_ISSUER_KEK` (base64 of 32
+/// bytes), if set.
+pub fn sealer_from_env() -> Result<Option<Sealer>, Error> {
+    let Ok(v) = std::env::var(ENV_KEK) else { return Ok(None) };
+    sealer_from_base64(&v).map(Some)
+}
+
+/// A sealer from the base64 (standard or url-safe, padded or not) of 32 bytes.
+pub fn sealer_from_base64(v: &str) -> Result<Sealer, Error> {
+    use base64::Engine;
+    let v = v.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(v)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v.trim_end_matches('=')))
+        .map_err(|_| Error::Kek(format!("{ENV_KEK} is not base64")))?;
+    Sealer::new(&bytes).map_err(|_| Error::Kek(format!("{ENV_KEK} must decode to 32 bytes, not {}", bytes.len())))
+}
+
+impl DirStore {
+    /// Opens (creating with mode 0700 if needed) the folder `dir`.
+    pub fn open(dir: &Path, sealer: Option<Sealer>) -> Result<Self, Error> {
+        let store_err = |e: io::Error| Error::Store(format!("key folder {}: {e}", dir.display()));
+        if !dir.exists() {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(store_err)?;
+        }
+        Ok(DirStore { dir: dir.to_path_buf(), sealer })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether private keys are sealed at rest.
+    pub fn is_sealed(&self) -> bool {
+        self.sealer.is_some()
+    }
+
+    /// Takes the exclusive store lock, waiting at most `timeout`.
+    pub fn lock(&self, timeout: Duration, clock: &dyn crate::clock::Clock) -> Result<StoreLock, Error> {
+        let path = self.dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::Store(format!("cannot open lock file {}: {e}", path.display())))?;
+        let start = clock.now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(StoreLock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) => {
+                    if clock.now().saturating_sub(start) >= timeout.as_secs() {
+                        return Err(Error::Store(format!(
+                            "key store {} is locked by another process (waited {}s)",
+                            self.dir.display(),
+                            timeout.as_secs()
+                        )));
+                    }
+                    crate::clock::pause(Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(Error::Store(format!("cannot lock {}: {e}", path.display())));
+                }
+            }
+        }
+    }
+
+    /// A cheap fingerprint of the folder's contents (names, sizes and
+    /// modification times of key files), to notice changes by others.
+    pub fn fingerprint(&self) -> Result<u64, Error> {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut entries = Vec::new();
+        for e in fs::read_dir(&self.dir).map_err(|e| Error::Store(format!("{}: {e}", self.dir.display())))? {
+            let e = e.map_err(|e| Error::Store(format!("{}: {e}", self.dir.display())))?;
+            let name = e.file_name();
+            if !is_key_file(&name.to_string_lossy()) {
+                continue;
+            }
+            let md = e.metadata().ok();
+            entries.push((
+                name,
+                md.as_ref().map(|m| m.len()),
+                md.and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()),
+            ));
+        }
+        entries.sort();
+        let mut h = DefaultHasher::new();
+        entries.hash(&mut h);
+        Ok(h.finish())
+    }
+
+    /// Loads every key file; a file that does not load is reported, not fatal.
+    pub fn load(&self) -> Result<Loaded, Error> {
+        let mut out = Loaded::default();
+        let rd = fs::read_dir(&self.dir).map_err(|e| Error::Store(format!("{}: {e}", self.dir.display())))?;
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| is_key_file(n))
+            .collect();
+        names.sort();
+        for name in names {
+            match self.load_file(&name) {
+                Ok(rec) => out.keys.push(rec),
+                Err((kid, reason)) => out.damaged.push(Damaged { file: name, kid, reason }),
+            }
+        }
+        Ok(out)
+    }
+
+    fn load_file(&self, name: &str) -> Result<KeyRecord, (Option<String>, String)> {
+        let path = self.dir.join(name);
+        let bytes = fs::read(&path).map_err(|e| (None, format!("cannot read: {e}")))?;
+        if bytes.len() > 64 * 1024 {
+            return Err((None, "file larger than 64 KiB".into()));
+        }
+        let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| (None, format!("not a key file: {e}")))?;
+        let kid = Some(file.kid.clone());
+        if file.format != FORMAT {
+            return Err((kid, format!("unknown format {}", file.format)));
+        }
+        if name != file_name(&file.kid) {
+            return Err((kid, "file name does not match its kid".into()));
+        }
+        let pkcs8 = match (&file.pkcs8, &file.sealed, &self.sealer) {
+            (Some(p), None, _) => b64::decode(p, "pkcs8").map_err(|e| (kid.clone(), e.to_string()))?,
+            (None, Some(s), Some(sealer)) => {
+                let sealed = b64::decode(s, "sealed").map_err(|e| (kid.clone(), e.to_string()))?;
+                sealer
+                    .open(&sealed, file.kid.as_bytes())
+                    .map_err(|_| (kid.clone(), format!("cannot unseal: wrong {ENV_KEK} or damaged file")))?
+            }
+            (None, Some(_), None) => return Err((kid, format!("sealed, but {ENV_KEK} is not set"))),
+            _ => return Err((kid, "needs exactly one of `pkcs8` and `sealed`".into())),
+        };
+        // Parse once to prove the file is whole and its kid is the key's.
+        let key = SigningKey::from_pkcs8(file.alg, &pkcs8).map_err(|e| (kid.clone(), e.to_string()))?;
+        if key.kid() != file.kid {
+            return Err((kid, "kid is not the thumbprint of the stored key".into()));
+        }
+        Ok(KeyRecord { meta: KeyMeta { kid: file.kid, alg: file.alg, timeline: file.timeline }, pkcs8 })
+    }
+
+    /// Writes `record` atomically (temp file, fsync, rename, fsync folder).
+    /// Call it under [`DirStore::lock`].
+    pub fn put(&self, record: &KeyRecord) -> Result<(), Error> {
+        let kid = &record.meta.kid;
+        let (pkcs8, sealed) = match &self.sealer {
+            Some(s) => (None, Some(b64::encode(s.seal(&record.pkcs8, kid.as_bytes()).map_err(Error::Jose)?))),
+            None => (Some(b64::encode(&record.pkcs8)), None),
+        };
+        let file = KeyFile {
+            format: FORMAT,
+            kid: kid.clone(),
+            alg: record.meta.alg,
+            timeline: record.meta.timeline,
+            pkcs8,
+            sealed,
+        };
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Store(format!("encoding key {kid}: {e}")))?;
+        write_atomic(&self.dir, &file_name(kid), &json)
+            .map_err(|e| Error::Store(format!("writing key {kid} to {}: {e}", self.dir.display())))
+    }
+
+    /// Deletes the file of `kid` (and syncs the folder). Call it under the lock.
+    pub fn delete(&self, kid: &str) -> Result<(), Error> {
+        let path = self.dir.join(file_name(kid));
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir).map_err(|e| Error::Store(format!("{}: {e}", self.dir.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::Store(format!("deleting {}: {e}", path.display()))),
+        }
+    }
+}
+
+fn file_name(kid: &str) -> String {
+    format!("{kid}.json")
+}
+
+/// Key files are `<kid>.json` where the kid is a base64url thumbprint.
+fn is_key_file(name: &str) -> bool {
+    name.strip_suffix(".json")
+        .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let mut suffix = [0u8; 8];
+    jwks_jose::crypto::fill_random(&mut suffix).map_err(|e| io::Error::other(e.to_string()))?;
+    let tmp = dir.join(format!(".{name}.{}.tmp", b64::encode(suffix)));
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, dir.join(name))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Whether the folder's mode lets others than the owner in.
+pub fn folder_too_open(dir: &Path) -> bool {
+    fs::metadata(dir).map(|m| m.permissions().mode() & 0o077 != 0).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::keys::lifecycle::Policy;
+
+    fn record(alg: Algorithm) -> KeyRecord {
+        let pkcs8 = SigningKey::generate(alg, 2048).unwrap();
+        let kid = SigningKey::from_pkcs8(alg, &pkcs8).unwrap().kid().to_string();
+        let policy = Policy {
+            rotation_period: Duration::from_secs(3600),
+            publish_ahead: Duration::from_secs(600),
+            retire_after: Duration::from_secs(600),
+        };
+        KeyRecord { meta: KeyMeta { kid, alg, timeline: policy.immediate(1000) }, pkcs8 }
+    }
+
+    #[test]
+    fn keys_round_trip_with_private_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("keys");
+        let store = DirStore::open(&dir, None).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        let rec = record(Algorithm::ES256);
+        store.put(&rec).unwrap();
+        let path = dir.join(file_name(&rec.meta.kid));
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let loaded = store.load().unwrap();
+        assert!(loaded.damaged.is_empty());
+        assert_eq!(loaded.keys.len(), 1);
+        assert_eq!(loaded.keys[0].meta, rec.meta);
+        assert_eq!(loaded.keys[0].pkcs8, rec.pkcs8);
+        store.delete(&rec.meta.kid).unwrap();
+        assert!(store.load().unwrap().keys.is_empty());
+        // No temp files are left behind.
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn sealed_keys_need_the_right_kek_and_damage_is_reported_by_file_and_kid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(tmp.path(), Some(Sealer::new(&[1; 32]).unwrap())).unwrap();
+        let rec = record(Algorithm::ES256);
+        store.put(&rec).unwrap();
+        let text = fs::read_to_string(tmp.path().join(file_name(&rec.meta.kid))).unwrap();
+        assert!(text.contains("\"sealed\"") && !text.contains("\"pkcs8\""));
+        assert_eq!(store.load().unwrap().keys.len(), 1);
+
+        let wrong = DirStore::open(tmp.path(), Some(Sealer::new(&[2; 32]).unwrap())).unwrap();
+        let loaded = wrong.load().unwrap();
+        assert!(loaded.keys.is_empty());
+        assert_eq!(loaded.damaged[0].kid.as_deref(), Some(rec.meta.kid.as_str()));
+        assert!(loaded.damaged[0].reason.contains("unseal"), "{:?}", loaded.damaged);
+
+        let plain = DirStore::open(tmp.path(), None).unwrap();
+        assert!(plain.load().unwrap().damaged[0].reason.contains("not set"));
+
+        fs::write(tmp.path().join("broken.json"), b"{ not json").unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.keys.len(), 1, "one bad file does not hide the good one");
+        assert_eq!(loaded.damaged.len(), 1);
+        assert_eq!(loaded.damaged[0].file, "broken.json");
+    }
+
+    /// A clock that moves one second each time it is read.
+    #[derive(Debug, Default)]
+    struct Ticking(std::sync::atomic::AtomicU64);
+    impl crate::clock::Clock for Ticking {
+        fn now(&self) -> u64 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_and_times_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(tmp.path(), None).unwrap();
+        let held = store.lock(Duration::from_secs(1), &ManualClock::new(0)).unwrap();
+        // A second handle on the lock file conflicts even within one process.
+        let other = DirStore::open(tmp.path(), None).unwrap();
+        let result = other.lock(Duration::from_secs(3), &Ticking::default());
+        assert!(matches!(result, Err(Error::Store(m)) if m.contains("locked")));
+        drop(held);
+        assert!(other.lock(Duration::from_secs(3), &Ticking::default()).is_ok());
+    }
+}

@@ -1,0 +1,11 @@
+//! The OAuth 2.0 token endpoint (RFC 6749 §4.4, client credentials):
+//! request parsing ([`request`]), client authentication ([`clients`]), the
+//! handler ([`endpoint`]) and its error answers ([`error`]).
+
+pub mod clients;
+pub mod endpoint;
+pub mod error;
+pub mod request;
+
+pub use clients::Clients;
+pub use error::OAuthError;

@@ -1,0 +1,118 @@
+//! `jwks-issuer serve`: the HTTP server and the rotation scheduler.
+
+use std::{sync::Arc, time::Duration};
+
+use actix_web::{App, HttpServer, web};
+
+use crate::{
+    Config, Error,
+    clock::{SharedClock, SystemClock},
+    http::{self, AppState},
+    keys::{DirStore, Keyring, Policy, store},
+};
+
+/// The development client's id and secret, as printed in the README.
+pub const DEV_CLIENT_ID: &str = "demo";
+/// The development client's secret (README). Never use it beyond a laptop.
+pub const DEV_CLIENT_SECRET: &str = "demo-secret-do-not-use-in-production";
+
+/// How often the scheduler looks at the store and the clock.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Opens the key ring for `config` on a blocking thread.
+pub async fn open_keyring(config: &Config, clock: SharedClock) -> Result<Arc<Keyring>, Error> {
+    let sealer = store::sealer_from_env()?;
+    if sealer.is_none() {
+        tracing::warn!(
+            "{} is not set: private keys are stored unencrypted in {}",
+            store::ENV_KEK,
+            config.keys.dir.display()
+        );
+    }
+    let dir = config.keys.dir.clone();
+    let algorithms = config.keys.algorithms.clone();
+    let policy = Policy::from_config(config);
+    let rsa_bits = config.keys.rsa_bits;
+    let ring = tokio::task::spawn_blocking(move || {
+        let store = DirStore::open(&dir, sealer)?;
+        if store::folder_too_open(&dir) {
+            tracing::warn!(dir = %dir.display(), "key folder is readable by others; chmod 700 it");
+        }
+        Keyring::open(store, clock, algorithms, policy, rsa_bits)
+    })
+    .await
+    .map_err(|e| Error::Store(format!("key loading task failed: {e}")))??;
+    Ok(Arc::new(ring))
+}
+
+/// Runs the server until it is stopped (SIGINT or SIGTERM).
+pub async fn run(config: Config) -> Result<(), Error> {
+    let config = Arc::new(config);
+    let clock: SharedClock = Arc::new(SystemClock);
+    let keyring = open_keyring(&config, clock.clone()).await?;
+    let state = web::Data::new(AppState::new(config.clone(), keyring.clone(), clock)?);
+    warn_dev_client(&config).await;
+
+    let scheduler = tokio::spawn(schedule(state.clone()));
+    let app_state = state.clone();
+    let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(http::configure))
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(Duration::from_secs(30))
+        .shutdown_timeout(5)
+        .bind(config.listen)
+        .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addrs = server.addrs();
+    for a in &addrs {
+        tracing::info!(
+            "listening on http://{a}: POST /token, GET /.well-known/jwks.json, /.well-known/oauth-authorization-server, /.well-known/openid-configuration, /healthz, /readyz, /metrics"
+        );
+    }
+    tracing::info!(issuer = %config.issuer, clients = config.clients.len(), "jwks-issuer ready");
+    let result = server.run().await.map_err(|e| Error::Usage(format!("server failed: {e}")));
+    scheduler.abort();
+    result
+}
+
+/// The rotation scheduler: one blocking tick per [`TICK`].
+async fn schedule(state: web::Data<AppState>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let ring = state.keyring.clone();
+        match tokio::task::spawn_blocking(move || ring.tick()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                state.metrics.rotation_failed();
+                tracing::error!(error = %e, "rotation step failed; signing continues with the current keys");
+            }
+            Err(e) => tracing::error!(error = %e, "rotation task panicked"),
+        }
+    }
+}
+
+/// Warns when the README's development client is enabled on an address
+/// other hosts can reach.
+async fn warn_dev_client(config: &Config) {
+    if config.listen.ip().is_loopback() {
+        return;
+    }
+    let Some(client) = config.clients.iter().find(|c| c.id == DEV_CLIENT_ID).cloned() else { return };
+    let is_dev = tokio::task::spawn_blocking(move || match &client.auth {
+        crate::config::ClientAuth::Secret { hash } => argon2::PasswordHash::new(hash)
+            .map(|h| {
+                argon2::PasswordVerifier::verify_password(&argon2::Argon2::default(), DEV_CLIENT_SECRET.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false),
+    })
+    .await
+    .unwrap_or(false);
+    if is_dev {
+        tracing::warn!(
+            listen = %config.listen,
+            "the development client `demo` with the README's secret is enabled on a non-loopback address; remove it from the config"
+        );
+    }
+}
