@@ -35,9 +35,6 @@ pub async fn open_keyring(config: &Config, clock: SharedClock) -> Result<Arc<Key
     let rsa_bits = config.keys.rsa_bits;
     let ring = tokio::task::spawn_blocking(move || {
         let store = DirStore::open(&dir, sealer)?;
-        if store::folder_too_open(&dir) {
-            tracing::warn!(dir = %dir.display(), "key folder is readable by others; chmod 700 it");
-        }
         Keyring::open(store, clock, algorithms, policy, rsa_bits)
     })
     .await

@@ -119,6 +119,12 @@ impl DirStore {
         let store_err = |e: io::Error| Error::Store(format!("key folder {}: {e}", dir.display()));
         if !dir.exists() {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(store_err)?;
+        } else if folder_too_open(dir) {
+            // A checked-out `keys/` is 0755: private keys live in a 0700 folder.
+            match fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
+                Ok(()) => tracing::info!(dir = %dir.display(), "key folder mode set to 0700"),
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "key folder is readable by others; chmod 700 it"),
+            }
         }
         Ok(DirStore { dir: dir.to_path_buf(), sealer })
     }
