@@ -34,6 +34,32 @@ pub fn new_jti() -> Result<String, Error> {
     Ok(b64::encode(bytes))
 }
 
+/// Mints an access token for `client_id`: a fresh `jti`, `iat = now`,
+/// `exp = now + ttl`, signed with `key`. This is the whole per-token cost
+/// of the token endpoint apart from HTTP and client authentication.
+pub fn mint(
+    key: &ActiveKey,
+    issuer: &str,
+    client_id: &str,
+    aud: &str,
+    scope: &str,
+    now: UnixTime,
+    ttl: u64,
+) -> Result<String, Error> {
+    let jti = new_jti()?;
+    let claims = AccessClaims {
+        iss: issuer,
+        sub: client_id,
+        client_id,
+        aud,
+        iat: now,
+        exp: now.saturating_add(ttl),
+        jti: &jti,
+        scope,
+    };
+    sign(key, &claims)
+}
+
 /// Signs `claims` with `key` as a compact JWS with the key's prepared
 /// header `{"alg","typ":"at+jwt","kid"}`.
 pub fn sign(key: &ActiveKey, claims: &AccessClaims<'_>) -> Result<String, Error> {

@@ -36,7 +36,8 @@ pub struct ActiveKey {
 }
 
 impl ActiveKey {
-    fn new(meta: KeyMeta, key: SigningKey) -> Self {
+    /// Prepares `key` (whose metadata is `meta`) for signing.
+    pub fn new(meta: KeyMeta, key: SigningKey) -> Self {
         let header = serde_json::json!({"alg": meta.alg.as_str(), "typ": "at+jwt", "kid": meta.kid});
         let header_b64 = b64::encode(header.to_string());
         ActiveKey { meta, key, header_b64 }

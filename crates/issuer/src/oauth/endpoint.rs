@@ -17,7 +17,7 @@ use super::{
 use crate::{
     config::{ClientConfig, is_scope_char},
     http::AppState,
-    token::{self, AccessClaims},
+    token,
 };
 
 #[derive(Serialize)]
@@ -87,24 +87,11 @@ async fn issue(req: &HttpRequest, payload: Payload, state: &web::Data<AppState>)
     };
     let now = state.clock.now();
     let ttl = client.ttl.as_secs();
-    let jti = token::new_jti().map_err(|e| {
-        tracing::error!(error = %e, "random source failed");
-        OAuthError::Server
-    })?;
-    let claims = AccessClaims {
-        iss: &state.config.issuer,
-        sub: &client.id,
-        client_id: &client.id,
-        aud,
-        iat: now,
-        exp: now.saturating_add(ttl),
-        jti: &jti,
-        scope: &scope,
-    };
-    let access_token = token::sign(key, &claims).map_err(|e| {
-        tracing::error!(error = %e, kid = %key.meta.kid, "signing failed");
-        OAuthError::Server
-    })?;
+    let access_token =
+        token::mint(key, &state.config.issuer, &client.id, aud, &scope, now, ttl).map_err(|e| {
+            tracing::error!(error = %e, kid = %key.meta.kid, "signing failed");
+            OAuthError::Server
+        })?;
     state.metrics.token_issued(&client.id, key.meta.alg, &key.meta.kid);
     let body = TokenResponse { access_token: &access_token, token_type: "Bearer", expires_in: ttl, scope: &scope };
     Ok(HttpResponse::Ok()
