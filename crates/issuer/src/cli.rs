@@ -2,7 +2,7 @@
 //! and the `keys` operations.
 
 use std::{
-    io::{self, BufRead, Write},
+    io::{self, Read, Write},
     path::PathBuf,
 };
 
@@ -124,9 +124,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn hash_secret_command() -> Result<(), Error> {
-    let mut line = String::new();
-    io::stdin().lock().read_line(&mut line).map_err(|e| Error::Usage(format!("reading stdin: {e}")))?;
-    let secret = line.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&line);
+    // All of stdin is the secret, minus one trailing newline: reading one
+    // line would silently drop the rest of a multi-line secret.
+    let mut input = String::new();
+    io::stdin().lock().read_to_string(&mut input).map_err(|e| Error::Usage(format!("reading stdin: {e}")))?;
+    let secret = input.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&input);
     if secret.is_empty() {
         return Err(Error::Usage("no secret on stdin".into()));
     }

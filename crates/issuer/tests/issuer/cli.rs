@@ -1,0 +1,229 @@
+//! The real `jwks-issuer` binary: `hash-secret`, `clients new`,
+//! `check-config`, `--config` placement, `--help`, and `keys`.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use crate::support::{secret_hash, verifies};
+
+const BIN: &str = env!("CARGO_BIN_EXE_jwks-issuer");
+
+/// The binary with a clean environment for its own variables.
+fn cmd() -> Command {
+    let mut c = Command::new(BIN);
+    for v in [
+        "JWKS_ISSUER_CONFIG",
+        "JWKS_ISSUER_ISSUER",
+        "JWKS_ISSUER_LISTEN",
+        "JWKS_ISSUER_KEYS_DIR",
+        "JWKS_ISSUER_TOKENS_TTL",
+        "JWKS_ISSUER_KEK",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn run(c: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", o.status, text(&o.stdout), text(&o.stderr));
+    text(&o.stdout)
+}
+
+/// A valid config over `dir/keys` in `dir/issuer.toml`, with `algorithms`.
+fn write_config(dir: &Path, algorithms: &str) -> PathBuf {
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let path = dir.join("issuer.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "issuer = \"http://127.0.0.1:8080\"\n[keys]\ndir = \"{}\"\nalgorithms = {algorithms}\n[tokens]\nalgorithm = \"ES256\"\n\n[[clients]]\nid = \"svc\"\nsecret_hash = \"{}\"\nscopes = [\"read\"]\n",
+            keys.display(),
+            secret_hash()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn hash_secret_prints_an_argon2id_hash_of_stdin_without_one_trailing_newline() {
+    let o = run(cmd().arg("hash-secret"), b"correct horse battery\n");
+    let out = ok(&o);
+    let hash = out.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(verifies(hash, "correct horse battery"));
+    assert!(!verifies(hash, "correct horse battery\n"));
+    assert!(!out.contains("correct horse") && !text(&o.stderr).contains("correct horse"), "the secret is not printed");
+    // Without a trailing newline, the whole input is the secret.
+    let hash = ok(&run(cmd().arg("hash-secret"), b"no-newline")).trim().to_string();
+    assert!(verifies(&hash, "no-newline"));
+}
+
+#[test]
+fn hash_secret_strips_only_one_trailing_newline_and_keeps_the_rest() {
+    // Everything on stdin is the secret: a second line is not dropped.
+    let hash = ok(&run(cmd().arg("hash-secret"), b"two\nlines\n")).trim().to_string();
+    assert!(verifies(&hash, "two\nlines"), "the secret is all of stdin minus one trailing newline");
+    let hash = ok(&run(cmd().arg("hash-secret"), b"blank-after\n\n")).trim().to_string();
+    assert!(verifies(&hash, "blank-after\n"));
+    // Empty input is refused.
+    let o = run(cmd().arg("hash-secret"), b"\n");
+    assert!(!o.status.success());
+}
+
+#[test]
+fn clients_new_prints_a_secret_once_and_a_block_that_passes_check_config() {
+    let o = run(
+        cmd().args(["clients", "new", "--id", "x", "--scope", "a", "--scope", "b", "--audience", "https://a"]),
+        b"",
+    );
+    let out = ok(&o);
+    // The secret: 256 random bits, base64url, on a comment line.
+    let secret = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .find(|l| l.len() == 43 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .unwrap_or_else(|| panic!("no 43-character secret in:\n{out}"))
+        .to_string();
+    assert_eq!(out.matches(&secret).count(), 1, "printed once");
+    assert!(!text(&o.stderr).contains(&secret));
+    let block: String = out.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    let table: toml::Table = block.parse().unwrap();
+    let client = &table["clients"].as_array().unwrap()[0];
+    assert_eq!(client["id"].as_str(), Some("x"));
+    assert_eq!(client["scopes"], toml::Value::Array(vec!["a".into(), "b".into()]));
+    assert_eq!(client["audiences"], toml::Value::Array(vec!["https://a".into()]));
+    assert!(verifies(client["secret_hash"].as_str().unwrap(), &secret));
+
+    // Pasted (whole, comments included) into a config, it passes check-config.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    let mut config = std::fs::read_to_string(&path).unwrap();
+    config.push('\n');
+    config.push_str(&out);
+    std::fs::write(&path, config).unwrap();
+    let check = ok(&run(cmd().arg("--config").arg(&path).arg("check-config"), b""));
+    assert!(check.contains("client   x"), "{check}");
+    assert!(!check.contains(&secret));
+}
+
+#[test]
+fn clients_new_refuses_a_bad_scope_or_id() {
+    assert!(!run(cmd().args(["clients", "new", "--id", "x", "--scope", "a b"]), b"").status.success());
+    assert!(!run(cmd().args(["clients", "new", "--id", "", "--scope", "a"]), b"").status.success());
+}
+
+#[test]
+fn check_config_exits_non_zero_naming_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    ok(&run(cmd().arg("check-config").arg("--config").arg(&path), b""));
+    let good = std::fs::read_to_string(&path).unwrap();
+    for (bad, key) in [
+        (good.replace("[tokens]\n", "[tokens]\nttl = \"forever\"\n"), "tokens.ttl"),
+        (good.replace("[\"ES256\"]", "[\"ES256\", \"XS1\"]"), "keys.algorithms[1]"),
+        (format!("{good}\n[[clients]]\nid = \"svc\"\nsecret_hash = \"{}\"\n", secret_hash()), "clients[1].id"),
+        (good.replace("[keys]\n", "[keys]\nsize = 1\n"), "size"),
+    ] {
+        std::fs::write(&path, &bad).unwrap();
+        let o = run(cmd().arg("check-config").arg("--config").arg(&path), b"");
+        assert!(!o.status.success(), "accepted:\n{bad}");
+        let err = text(&o.stderr);
+        assert!(err.contains(&path.display().to_string()), "names the file: {err}");
+        assert!(err.contains(key), "names `{key}`: {err}");
+    }
+    // A missing file too.
+    let o = run(cmd().arg("check-config").arg("--config").arg(dir.path().join("nope.toml")), b"");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("nope.toml"));
+}
+
+#[test]
+fn config_is_accepted_before_or_after_the_subcommand_and_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    let shown = path.display().to_string();
+    let before = ok(&run(cmd().arg("--config").arg(&path).arg("check-config"), b""));
+    let after = ok(&run(cmd().arg("check-config").arg("--config").arg(&path), b""));
+    let env = ok(&run(cmd().arg("check-config").env("JWKS_ISSUER_CONFIG", &path), b""));
+    for out in [&before, &after, &env] {
+        assert!(out.contains(&format!("{shown}: ok")), "{out}");
+    }
+    // The flag wins over the environment.
+    let o =
+        run(cmd().args(["check-config", "--config"]).arg(&path).env("JWKS_ISSUER_CONFIG", "/nonexistent.toml"), b"");
+    ok(&o);
+    // The environment overrides reach the binary.
+    let o =
+        run(cmd().arg("check-config").env("JWKS_ISSUER_CONFIG", &path).env("JWKS_ISSUER_LISTEN", "0.0.0.0:7777"), b"");
+    assert!(ok(&o).contains("0.0.0.0:7777"));
+}
+
+#[test]
+fn help_works_on_every_subcommand() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["hash-secret", "--help"],
+        &["clients", "--help"],
+        &["clients", "new", "--help"],
+        &["check-config", "--help"],
+        &["keys", "--help"],
+        &["keys", "list", "--help"],
+        &["keys", "rotate", "--help"],
+        &["keys", "revoke", "--help"],
+        &["keys", "import", "--help"],
+    ] {
+        let out = ok(&run(cmd().args(args), b""));
+        assert!(out.contains("Usage:"), "{args:?}: {out}");
+        assert!(out.contains("--config"), "{args:?} documents --config: {out}");
+    }
+}
+
+#[test]
+fn keys_list_json_shows_the_keys_after_keys_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    let c = |args: &[&str]| {
+        let mut c = cmd();
+        c.arg("--config").arg(&path).args(args);
+        c
+    };
+    ok(&run(&mut c(&["keys", "rotate", "--now", "--alg", "ES256"]), b""));
+    ok(&run(&mut c(&["keys", "rotate", "--alg", "ES256"]), b""));
+    let out = ok(&run(&mut c(&["keys", "list", "--json"]), b""));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let keys = doc["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{doc}");
+    let mut states: Vec<&str> = keys.iter().map(|k| k["state"].as_str().unwrap()).collect();
+    states.sort_unstable();
+    assert_eq!(states, ["active", "pending"]);
+    assert!(keys.iter().all(|k| k["alg"] == "ES256"));
+    assert_eq!(doc["damaged"], serde_json::json!([]));
+    for private in ["pkcs8", "\"d\"", "PRIVATE"] {
+        assert!(!out.contains(private), "no key material in the listing");
+    }
+    // An algorithm outside keys.algorithms is refused.
+    assert!(!run(&mut c(&["keys", "rotate", "--alg", "RS256"]), b"").status.success());
+    // The table form lists both kids too.
+    let table = ok(&run(&mut c(&["keys", "list"]), b""));
+    for k in keys {
+        assert!(table.contains(k["kid"].as_str().unwrap()));
+    }
+}

@@ -1,0 +1,176 @@
+//! `Config::from_toml`: every refusal names the file and the key; the
+//! environment overrides apply.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use jwks_issuer::{Config, Error};
+
+use crate::support::secret_hash;
+
+const FILE: &str = "/etc/jwks/issuer-under-test.toml";
+
+fn base() -> String {
+    format!(
+        r#"issuer = "https://issuer.example.test"
+[keys]
+dir = "keys"
+algorithms = ["ES256", "RS256"]
+[jwks]
+max_age = "5m"
+[tokens]
+ttl = "15m"
+algorithm = "ES256"
+[[clients]]
+id = "a"
+secret_hash = "{h}"
+scopes = ["read"]
+[[clients]]
+id = "b"
+secret_hash = "{h}"
+algorithm = "RS256"
+"#,
+        h = secret_hash()
+    )
+}
+
+fn load(text: &str) -> Result<Config, Error> {
+    Config::from_toml(Path::new(FILE), text, &|_| None)
+}
+
+/// Asserts `text` is refused with `Error::Config` naming the file and
+/// containing each of `needles` (the key, and what is wrong).
+#[track_caller]
+fn assert_refused(text: &str, needles: &[&str]) {
+    match load(text) {
+        Err(e @ Error::Config { .. }) => {
+            let Error::Config { path, message } = &e else { unreachable!() };
+            assert_eq!(path, Path::new(FILE));
+            let shown = e.to_string();
+            assert!(shown.contains(FILE), "the message names the file: {shown}");
+            for n in needles {
+                assert!(message.contains(n), "`{n}` missing from: {message}");
+            }
+            assert_eq!(e.code(), "config");
+        }
+        Err(other) => panic!("expected Error::Config, got {other:?}"),
+        Ok(_) => panic!("accepted:\n{text}"),
+    }
+}
+
+#[test]
+fn the_base_config_is_accepted_with_its_values() {
+    let c = load(&base()).unwrap();
+    assert_eq!(c.issuer, "https://issuer.example.test");
+    assert_eq!(c.tokens.ttl, Duration::from_secs(900));
+    assert_eq!(c.clients[1].algorithm, jwks_jose::Algorithm::RS256);
+    assert_eq!(c.clients[0].ttl, Duration::from_secs(900));
+    assert_eq!(c.tokens.audience, c.issuer, "default aud is the issuer");
+}
+
+#[test]
+fn an_unknown_key_is_refused_naming_it() {
+    assert_refused(&format!("colour = \"blue\"\n{}", base()), &["colour"]);
+    assert_refused(&base().replace("[keys]\n", "[keys]\nrotation = \"1d\"\n"), &["rotation"]);
+    assert_refused(&base().replace("[tokens]\n", "[tokens]\naud = \"x\"\n"), &["aud"]);
+    assert_refused(&base().replace("scopes = [\"read\"]", "scopes = [\"read\"]\nscope = \"x\""), &["scope"]);
+    assert_refused(&format!("{}\n[extra]\nx = 1\n", base()), &["extra"]);
+}
+
+#[test]
+fn a_bad_duration_is_refused_naming_the_key() {
+    assert_refused(&base().replace("ttl = \"15m\"", "ttl = \"15 parsecs\""), &["tokens.ttl", "15 parsecs"]);
+    assert_refused(&base().replace("max_age = \"5m\"", "max_age = \"soon\""), &["jwks.max_age"]);
+    assert_refused(&base().replace("[keys]\n", "[keys]\nrotation_period = \"0s\"\n"), &["keys.rotation_period"]);
+    assert_refused(
+        &base().replace("algorithm = \"RS256\"", "algorithm = \"RS256\"\nttl = \"-5m\""),
+        &["clients[1].ttl"],
+    );
+}
+
+#[test]
+fn an_unknown_algorithm_is_refused_naming_the_key() {
+    assert_refused(
+        &base().replace("[\"ES256\", \"RS256\"]", "[\"ES256\", \"HS256\"]"),
+        &["keys.algorithms[1]", "HS256"],
+    );
+    assert_refused(&base().replace("algorithm = \"ES256\"", "algorithm = \"none\""), &["tokens.algorithm", "none"]);
+    assert_refused(
+        &base().replace("algorithm = \"RS256\"", "algorithm = \"PS256\""),
+        &["clients[1].algorithm", "PS256"],
+    );
+}
+
+#[test]
+fn a_duplicate_client_id_is_refused_naming_the_key() {
+    assert_refused(&base().replace("id = \"b\"", "id = \"a\""), &["clients[1].id", "duplicate", "`a`"]);
+}
+
+#[test]
+fn a_client_algorithm_not_in_keys_algorithms_is_refused() {
+    let text = base().replace("[\"ES256\", \"RS256\"]", "[\"ES256\"]");
+    assert_refused(&text, &["clients[1].algorithm", "RS256", "keys.algorithms"]);
+    let text = base().replace("[\"ES256\", \"RS256\"]", "[\"RS256\"]").replace("algorithm = \"RS256\"", "");
+    assert_refused(&text, &["tokens.algorithm", "ES256"]);
+}
+
+#[test]
+fn an_invalid_secret_hash_is_refused_naming_the_key() {
+    let h = secret_hash();
+    for bad in [
+        "plain-text-secret".to_string(),
+        h.replacen("argon2id", "argon2i", 1),
+        h.replacen("m=256", "m=1", 1),
+        String::new(),
+    ] {
+        assert_refused(&base().replacen(h, &bad, 1), &["clients[0].secret_hash"]);
+    }
+    // Missing altogether.
+    assert_refused(&base().replacen(&format!("secret_hash = \"{h}\"\n"), "", 1), &["clients[0].secret_hash"]);
+}
+
+#[test]
+fn publish_ahead_shorter_than_jwks_max_age_is_refused() {
+    let text = base().replace("[keys]\n", "[keys]\npublish_ahead = \"1m\"\n");
+    assert_refused(&text, &["keys.publish_ahead", "jwks.max_age"]);
+    let equal = base().replace("[keys]\n", "[keys]\npublish_ahead = \"5m\"\n");
+    assert!(load(&equal).is_ok());
+}
+
+#[test]
+fn other_bad_values_are_refused_naming_the_key() {
+    assert_refused(&base().replace("https://issuer.example.test", "not a url"), &["issuer"]);
+    assert_refused(&format!("listen = \"localhost\"\n{}", base()), &["listen"]);
+    assert_refused(&base().replace("[keys]\n", "[keys]\nrsa_bits = 1024\n"), &["keys.rsa_bits"]);
+    assert_refused(&base().replace("scopes = [\"read\"]", "scopes = [\"re ad\"]"), &["clients[0].scopes"]);
+    assert_refused(&base().replace("[\"ES256\", \"RS256\"]", "[\"ES256\", \"ES256\"]"), &["keys.algorithms"]);
+    assert_refused("issuer = 3\n", &["issuer"]);
+    assert_refused("issuer = \"https://x\"\n[keys\n", &[]);
+}
+
+#[test]
+fn environment_overrides_issuer_listen_and_keys_dir() {
+    let env = |k: &str| match k {
+        "JWKS_ISSUER_ISSUER" => Some("https://env.example.test/".to_string()),
+        "JWKS_ISSUER_LISTEN" => Some("0.0.0.0:9999".to_string()),
+        "JWKS_ISSUER_KEYS_DIR" => Some("/var/lib/jwks/keys".to_string()),
+        "JWKS_ISSUER_TOKENS_TTL" => Some("2m".to_string()),
+        _ => None,
+    };
+    let c = Config::from_toml(Path::new(FILE), &base(), &env).unwrap();
+    assert_eq!(c.issuer, "https://env.example.test");
+    assert_eq!(c.listen, "0.0.0.0:9999".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.keys.dir, Path::new("/var/lib/jwks/keys"));
+    assert_eq!(c.tokens.ttl, Duration::from_secs(120));
+    assert_eq!(c.token_endpoint(), "https://env.example.test/token");
+    // Without overrides the file's values stand.
+    let c = load(&base()).unwrap();
+    assert_eq!(c.keys.dir, Path::new("keys"));
+    assert_eq!(c.listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
+}
+
+#[test]
+fn a_bad_environment_override_is_refused_naming_the_key() {
+    let env = |k: &str| (k == "JWKS_ISSUER_LISTEN").then(|| "nowhere".to_string());
+    let e = Config::from_toml(Path::new(FILE), &base(), &env).unwrap_err();
+    assert!(matches!(&e, Error::Config { message, .. } if message.contains("listen")), "{e}");
+}

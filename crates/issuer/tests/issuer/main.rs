@@ -1,0 +1,14 @@
+//! In-process tests of the issuer's HTTP and CLI contract (issue 2): the
+//! token endpoint, JWKS, discovery, health, configuration and the binary.
+//! One test binary (rustls and kanidm do the same: each file under `tests/`
+//! would be a separate, slow-to-link binary).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+mod cli;
+mod config;
+mod discovery;
+mod jwks;
+mod secret_cache;
+mod support;
+mod token_claims;
+mod token_endpoint;

@@ -1,0 +1,57 @@
+//! The record of verified secrets: a correct secret costs argon2 once; a
+//! wrong one never enters the record.
+
+use jwks_issuer::{
+    clock::Clock,
+    oauth::clients::{SecretCheck, VERIFIED_TTL},
+};
+
+use crate::support::{Fixture, ODD_ID, ODD_SECRET, SECRET, basic, cc, post_creds};
+
+#[actix_web::test]
+async fn a_correct_secret_is_remembered_after_one_request() {
+    let f = Fixture::new();
+    let now = f.clock.now();
+    let clients = &f.state.clients;
+    assert_eq!(clients.check_remembered("svc", SECRET, now), SecretCheck::NeedsArgon2);
+    assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);
+    assert_eq!(clients.check_remembered("svc", SECRET, now), SecretCheck::Remembered);
+    // The second request, on the fast path, succeeds too, with either method.
+    assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);
+    assert_eq!(f.token(&cc(&post_creds("svc", SECRET)), None).await.status.as_u16(), 200);
+    // Only for that client and that secret.
+    assert_eq!(clients.check_remembered("rsa", SECRET, now), SecretCheck::NeedsArgon2);
+    assert_eq!(clients.check_remembered("svc", "wrong", now), SecretCheck::NeedsArgon2);
+}
+
+#[actix_web::test]
+async fn a_wrong_secret_is_never_remembered() {
+    let f = Fixture::new();
+    let now = f.clock.now();
+    for _ in 0..2 {
+        let r = f.token(&cc(""), Some(&basic("svc", "wrong"))).await;
+        r.assert_error(401, "invalid_client");
+        let r = f.token(&cc(&post_creds(ODD_ID, "wrong")), None).await;
+        r.assert_error(401, "invalid_client");
+        assert_eq!(f.state.clients.check_remembered("svc", "wrong", now), SecretCheck::NeedsArgon2);
+        assert_eq!(f.state.clients.check_remembered(ODD_ID, "wrong", now), SecretCheck::NeedsArgon2);
+        assert_eq!(f.state.clients.check_remembered("nobody", "wrong", now), SecretCheck::NeedsArgon2);
+    }
+    // A remembered secret does not make a wrong one pass.
+    assert_eq!(f.token(&cc(""), Some(&basic(ODD_ID, ODD_SECRET))).await.status.as_u16(), 200);
+    f.token(&cc(""), Some(&basic(ODD_ID, "wrong"))).await.assert_error(401, "invalid_client");
+    assert_eq!(f.state.clients.check_remembered(ODD_ID, "wrong", now), SecretCheck::NeedsArgon2);
+    assert_eq!(f.state.clients.check_remembered(ODD_ID, ODD_SECRET, now), SecretCheck::Remembered);
+}
+
+#[actix_web::test]
+async fn a_remembered_secret_is_forgotten_after_the_record_ttl() {
+    let f = Fixture::new();
+    let now = f.clock.now();
+    assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);
+    assert_eq!(f.state.clients.check_remembered("svc", SECRET, now + VERIFIED_TTL - 1), SecretCheck::Remembered);
+    assert_eq!(f.state.clients.check_remembered("svc", SECRET, now + VERIFIED_TTL), SecretCheck::NeedsArgon2);
+    // After it expires, argon2 decides again and the secret still works.
+    f.clock.advance(VERIFIED_TTL + 1);
+    assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);
+}
