@@ -71,6 +71,11 @@ pub struct NewClient {
     /// An audience the client may ask for (repeatable; the first is the default).
     #[arg(long = "audience")]
     pub audiences: Vec<String>,
+    /// Authenticate with `private_key_jwt` (RFC 7523) instead of a secret:
+    /// generate an ES256 key pair, print the private key once (PEM) and the
+    /// public JWK in the TOML block.
+    #[arg(long)]
+    pub private_key_jwt: bool,
 }
 
 /// `keys` subcommands.
@@ -142,29 +147,55 @@ fn toml_list(items: &[String]) -> String {
 }
 
 fn new_client(args: NewClient) -> Result<(), Error> {
-    if args.id.is_empty() || args.id.chars().any(char::is_control) {
-        return Err(Error::Usage("--id must be printable and not empty".into()));
+    // The same rule as `clients[].id` in the config, so the block printed
+    // (with its secret) is never one the config refuses.
+    if args.id.is_empty() || args.id.len() > 128 || args.id.chars().any(char::is_control) {
+        return Err(Error::Usage("--id must be 1 to 128 printable characters".into()));
     }
     for s in &args.scopes {
         if s.is_empty() || !s.bytes().all(crate::config::is_scope_char) {
             return Err(Error::Usage(format!("--scope `{s}` is not an RFC 6749 scope token")));
         }
     }
-    let mut raw = [0u8; 32];
-    jwks_jose::crypto::fill_random(&mut raw)?;
-    let secret = jwks_jose::b64::encode(raw);
-    let hash = hash_secret(&secret)?;
     let mut out = io::stdout().lock();
-    let _ = writeln!(out, "# client secret (shown once; give it to the client, store it nowhere else):");
-    let _ = writeln!(out, "# {secret}");
+    let auth_line = if args.private_key_jwt {
+        let pkcs8 = jwks_jose::SigningKey::generate(Algorithm::ES256, 2048)?;
+        let key = jwks_jose::SigningKey::from_pkcs8(Algorithm::ES256, &pkcs8)?;
+        let _ = writeln!(out, "# client private key (shown once; give it to the client, store it nowhere else):");
+        let _ = write!(out, "{}", pem("PRIVATE KEY", &pkcs8));
+        let set = jwks_jose::JwkSet { keys: vec![key.public_jwk()] };
+        let value = toml::Value::try_from(&set).map_err(|e| Error::Usage(format!("encoding the JWK: {e}")))?;
+        format!("jwks = {value}")
+    } else {
+        let mut raw = [0u8; 32];
+        jwks_jose::crypto::fill_random(&mut raw)?;
+        let secret = jwks_jose::b64::encode(raw);
+        let hash = hash_secret(&secret)?;
+        let _ = writeln!(out, "# client secret (shown once; give it to the client, store it nowhere else):");
+        let _ = writeln!(out, "# {secret}");
+        format!("secret_hash = {}", toml::Value::String(hash))
+    };
     let _ = writeln!(out, "[[clients]]");
     let _ = writeln!(out, "id = {}", toml::Value::String(args.id.clone()));
-    let _ = writeln!(out, "secret_hash = {}", toml::Value::String(hash));
+    let _ = writeln!(out, "{auth_line}");
     let _ = writeln!(out, "scopes = {}", toml_list(&args.scopes));
     if !args.audiences.is_empty() {
         let _ = writeln!(out, "audiences = {}", toml_list(&args.audiences));
     }
     Ok(())
+}
+
+/// PEM armour (RFC 7468) around DER bytes.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 fn check_config(config: &Config) -> Result<(), Error> {

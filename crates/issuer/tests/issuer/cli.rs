@@ -124,9 +124,22 @@ fn clients_new_prints_a_secret_once_and_a_block_that_passes_check_config() {
 }
 
 #[test]
-fn clients_new_refuses_a_bad_scope_or_id() {
-    assert!(!run(cmd().args(["clients", "new", "--id", "x", "--scope", "a b"]), b"").status.success());
-    assert!(!run(cmd().args(["clients", "new", "--id", "", "--scope", "a"]), b"").status.success());
+fn clients_new_refuses_what_the_config_would_refuse() {
+    let long_id = "x".repeat(129);
+    for args in [
+        &["clients", "new", "--id", "x", "--scope", "a b"][..],
+        &["clients", "new", "--id", "", "--scope", "a"],
+        &["clients", "new", "--id", "x\u{7}y", "--scope", "a"],
+        // The config refuses ids over 128 characters: a block it would
+        // refuse must not be printed (with a secret already shown).
+        &["clients", "new", "--id", &long_id, "--scope", "a"],
+    ] {
+        let o = run(cmd().args(args), b"");
+        assert!(!o.status.success(), "{args:?} accepted: {}", text(&o.stdout));
+        assert!(!text(&o.stdout).contains("secret_hash"), "{args:?}");
+    }
+    // 128 is fine.
+    ok(&run(cmd().args(["clients", "new", "--id", &"y".repeat(128)]), b""));
 }
 
 #[test]

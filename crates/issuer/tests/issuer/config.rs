@@ -125,7 +125,7 @@ fn an_invalid_secret_hash_is_refused_naming_the_key() {
         assert_refused(&base().replacen(h, &bad, 1), &["clients[0].secret_hash"]);
     }
     // Missing altogether.
-    assert_refused(&base().replacen(&format!("secret_hash = \"{h}\"\n"), "", 1), &["clients[0].secret_hash"]);
+    assert_refused(&base().replacen(&format!("secret_hash = \"{h}\"\n"), "", 1), &["clients[0]", "secret_hash"]);
 }
 
 #[test]

@@ -143,3 +143,23 @@ async fn a_key_set_change_rebuilds_the_body_and_the_etag_once() {
     assert_eq!(conditional(&f, new.header("etag").unwrap()).await.status.as_u16(), 304);
     assert!(Arc::ptr_eq(&snapshot, &ring.snapshot()));
 }
+
+/// Keys live one file per key, mode 0600, in a 0700 folder, named by kid.
+#[test]
+fn key_files_are_0600_in_a_0700_folder_one_per_kid() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let ring = crate::support::open_keyring_in(&keys, r#"["ES256"]"#);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&keys), 0o700);
+    let kid = ring.snapshot().signer(jwks_jose::Algorithm::ES256).unwrap().meta.kid.clone();
+    let files: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].file_name().unwrap().to_string_lossy().contains(&kid));
+    assert_eq!(mode(&files[0]), 0o600);
+}
