@@ -156,11 +156,18 @@ pub struct KeyMeta {
 /// revoked nor expired and whose `activates <= now`, the one that activated
 /// last. A key past `deactivates` keeps signing only while no successor has
 /// activated, which the planner prevents by extending its timeline.
+///
+/// Instants are whole seconds, so two keys can activate in the same second
+/// (`keys rotate --now` right after a successor activated, or twice in one
+/// second): then a key still before its `deactivates` wins over one that
+/// `rotate --now` retired, and the later published over the earlier; the
+/// kid only breaks what is left.
 pub fn signer(keys: &[KeyMeta], alg: Algorithm, now: UnixTime) -> Option<&KeyMeta> {
+    let rank = |k: &KeyMeta| (k.timeline.activates, now < k.timeline.deactivates, k.timeline.published);
     keys.iter()
         .filter(|k| k.alg == alg && k.timeline.activates <= now)
         .filter(|k| matches!(k.timeline.state(now), KeyState::Active | KeyState::Retiring))
-        .max_by(|a, b| (a.timeline.activates, &a.kid).cmp(&(b.timeline.activates, &b.kid)))
+        .max_by(|a, b| (rank(a), &a.kid).cmp(&(rank(b), &b.kid)))
 }
 
 /// One change the store needs.

@@ -66,6 +66,35 @@ fn successor_is_created_publish_ahead_before_the_current_key_ends() {
 }
 
 #[test]
+fn rotate_now_in_the_second_a_successor_activated_signs_with_the_new_key() {
+    // Instants are whole seconds: `z` (a scheduled successor) activates at
+    // T0 + 600, and `keys rotate --now` in that same second adds `a`,
+    // activating at once and ending `z` (deactivates = now). The kid order
+    // must not pick the retired `z` (the planner would then extend it and
+    // create yet another key, and `a` would never sign).
+    let p = policy();
+    let now = T0 + 600;
+    let mut retired = p.ahead(T0, T0 + 600);
+    retired.deactivates = now;
+    let keys = vec![
+        KeyMeta { kid: "z".into(), alg: Algorithm::ES256, timeline: retired },
+        KeyMeta { kid: "a".into(), alg: Algorithm::ES256, timeline: p.immediate(now) },
+    ];
+    assert_eq!(signer(&keys, Algorithm::ES256, now).unwrap().kid, "a");
+    assert!(plan(&keys, &[Algorithm::ES256], &p, now).is_empty(), "no extension, no extra key");
+    // Two immediate keys in one second: the later published signs.
+    let keys = vec![
+        KeyMeta {
+            kid: "z".into(),
+            alg: Algorithm::ES256,
+            timeline: Timeline { published: now - 5, ..p.immediate(now) },
+        },
+        KeyMeta { kid: "a".into(), alg: Algorithm::ES256, timeline: p.immediate(now) },
+    ];
+    assert_eq!(signer(&keys, Algorithm::ES256, now).unwrap().kid, "a");
+}
+
+#[test]
 fn a_late_successor_extends_the_current_key_instead_of_leaving_a_gap() {
     let p = policy();
     let keys = vec![KeyMeta { kid: "a".into(), alg: Algorithm::RS256, timeline: p.immediate(T0) }];
