@@ -242,7 +242,8 @@ impl VerifyingKey {
     pub fn rsa(n: &[u8], e: &[u8]) -> Result<Self, Error> {
         let n = strip_leading_zeros(n);
         let e = strip_leading_zeros(e);
-        let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        // An all-zero or empty modulus has 0 bits (and is refused below).
+        let bits = n.len() * 8 - n.first().map_or(0, |b| b.leading_zeros() as usize);
         if !(2048..=8192).contains(&bits) {
             return Err(Error::KeyRejected(format!("RSA modulus of {bits} bits is outside 2048..=8192")));
         }
@@ -446,6 +447,10 @@ mod tests {
     fn small_rsa_keys_and_off_curve_points_are_rejected() {
         let small = [0xffu8; 128];
         assert!(matches!(VerifyingKey::rsa(&small, &[1, 0, 1]), Err(Error::KeyRejected(_))));
+        // Regression: an empty or all-zero modulus underflowed the bit count (a panic in debug builds).
+        for zero in [&[][..], &[0u8; 256][..]] {
+            assert!(matches!(VerifyingKey::rsa(zero, &[1, 0, 1]), Err(Error::KeyRejected(_))));
+        }
         assert!(matches!(VerifyingKey::p256(&[1; 32], &[2; 32]), Err(Error::KeyRejected(_))));
     }
 
