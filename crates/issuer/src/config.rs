@@ -125,12 +125,22 @@ struct FileTokens {
     algorithm: String,
     #[serde(default)]
     audience: Option<String>,
+    #[serde(default = "default_assertion_max_lifetime")]
+    assertion_max_lifetime: String,
 }
 
 impl Default for FileTokens {
     fn default() -> Self {
-        FileTokens { ttl: default_ttl(), algorithm: default_token_alg(), audience: None }
+        FileTokens {
+            ttl: default_ttl(),
+            algorithm: default_token_alg(),
+            audience: None,
+            assertion_max_lifetime: default_assertion_max_lifetime(),
+        }
     }
+}
+fn default_assertion_max_lifetime() -> String {
+    "5m".into()
 }
 fn default_ttl() -> String {
     "15m".into()
@@ -144,6 +154,9 @@ fn default_token_alg() -> String {
 struct FileClient {
     id: String,
     secret_hash: Option<String>,
+    jwks: Option<jwks_jose::JwkSet>,
+    jwks_file: Option<PathBuf>,
+    jwks_uri: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
     #[serde(default)]
@@ -197,6 +210,8 @@ pub struct TokensConfig {
     pub algorithm: Algorithm,
     /// Default `aud` when a client names none. Default: the issuer.
     pub audience: String,
+    /// How far ahead a client assertion's `exp` may be. Default 5m.
+    pub assertion_max_lifetime: Duration,
 }
 
 /// One `[[clients]]` entry.
@@ -224,12 +239,18 @@ pub enum ClientAuth {
         /// The PHC string of the argon2id hash.
         hash: String,
     },
+    /// `private_key_jwt` (RFC 7523) with keys from the config.
+    Jwks(jwks_jose::JwkSet),
+    /// `private_key_jwt` (RFC 7523) with keys from the client's `jwks_uri`.
+    JwksUri(String),
 }
 
 impl std::fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientAuth::Secret { .. } => f.write_str("Secret(<argon2id hash>)"),
+            ClientAuth::Jwks(set) => write!(f, "Jwks({} keys)", set.keys.len()),
+            ClientAuth::JwksUri(uri) => write!(f, "JwksUri({uri})"),
         }
     }
 }
@@ -239,6 +260,7 @@ impl ClientAuth {
     pub fn method_names(&self) -> &'static str {
         match self {
             ClientAuth::Secret { .. } => "client_secret_basic, client_secret_post",
+            ClientAuth::Jwks(_) | ClientAuth::JwksUri(_) => "private_key_jwt",
         }
     }
 }
@@ -343,6 +365,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         ttl: duration("tokens.ttl", &file.tokens.ttl)?,
         algorithm: in_keys("tokens.algorithm", algorithm("tokens.algorithm", &file.tokens.algorithm)?)?,
         audience: file.tokens.audience.unwrap_or_else(|| issuer.clone()),
+        assertion_max_lifetime: duration("tokens.assertion_max_lifetime", &file.tokens.assertion_max_lifetime)?,
     };
 
     let mut seen = HashSet::new();
@@ -355,8 +378,44 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         if !seen.insert(c.id.clone()) {
             return Err(format!("key `{}`: duplicate client id `{}`", at("id"), c.id));
         }
-        let hash = c.secret_hash.ok_or_else(|| format!("key `{}`: missing (client `{}`)", at("secret_hash"), c.id))?;
-        check_secret_hash(&hash).map_err(|e| format!("key `{}`: {e}", at("secret_hash")))?;
+        let auth = match (c.secret_hash, c.jwks, c.jwks_file, c.jwks_uri) {
+            (Some(hash), None, None, None) => {
+                check_secret_hash(&hash).map_err(|e| format!("key `{}`: {e}", at("secret_hash")))?;
+                ClientAuth::Secret { hash }
+            }
+            (None, Some(set), None, None) => {
+                ClientAuth::Jwks(usable_jwks(set).map_err(|e| format!("key `{}`: {e}", at("jwks")))?)
+            }
+            (None, None, Some(file), None) => {
+                let full = path.parent().unwrap_or(Path::new(".")).join(&file);
+                let text = std::fs::read_to_string(&full)
+                    .map_err(|e| format!("key `{}`: cannot read {}: {e}", at("jwks_file"), full.display()))?;
+                let set: jwks_jose::JwkSet = serde_json::from_str(&text)
+                    .map_err(|e| format!("key `{}`: {} is not a JWK set: {e}", at("jwks_file"), full.display()))?;
+                ClientAuth::Jwks(usable_jwks(set).map_err(|e| format!("key `{}`: {e}", at("jwks_file")))?)
+            }
+            (None, None, None, Some(uri)) => {
+                let u = url::Url::parse(&uri)
+                    .map_err(|e| format!("key `{}`: `{uri}` is not a URL ({e})", at("jwks_uri")))?;
+                let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+                if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
+                    return Err(format!("key `{}`: `{uri}` must be https (http only on loopback)", at("jwks_uri")));
+                }
+                ClientAuth::JwksUri(uri)
+            }
+            (None, None, None, None) => {
+                return Err(format!(
+                    "client `{}` (clients[{i}]): needs one of `secret_hash`, `jwks`, `jwks_file`, `jwks_uri`",
+                    c.id
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "client `{}` (clients[{i}]): name only one of `secret_hash`, `jwks`, `jwks_file`, `jwks_uri`",
+                    c.id
+                ));
+            }
+        };
         for s in &c.scopes {
             if s.is_empty() || !s.bytes().all(is_scope_char) {
                 return Err(format!("key `{}`: `{s}` is not a scope token (RFC 6749 §3.3)", at("scopes")));
@@ -370,14 +429,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
             Some(t) => duration(&at("ttl"), t)?,
             None => tokens.ttl,
         };
-        clients.push(ClientConfig {
-            id: c.id,
-            auth: ClientAuth::Secret { hash },
-            scopes: c.scopes,
-            audiences: c.audiences,
-            algorithm,
-            ttl,
-        });
+        clients.push(ClientConfig { id: c.id, auth, scopes: c.scopes, audiences: c.audiences, algorithm, ttl });
     }
     Ok(Config { path: path.to_path_buf(), issuer, listen, keys, jwks_max_age, tokens, clients })
 }
@@ -385,6 +437,19 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
 pub fn is_scope_char(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
+}
+
+/// Keeps a client's JWK set if at least one key is usable for signatures;
+/// private members are refused outright.
+fn usable_jwks(set: jwks_jose::JwkSet) -> Result<jwks_jose::JwkSet, String> {
+    if set.keys.iter().any(jwks_jose::Jwk::has_private_parts) {
+        return Err("a client's JWK set must hold public keys only (found a private member)".into());
+    }
+    let usable = set.keys.iter().filter(|k| k.verifying_key().is_ok()).count();
+    if usable == 0 {
+        return Err("no usable RS256/ES256 public key in the set".into());
+    }
+    Ok(set)
 }
 
 fn check_secret_hash(hash: &str) -> Result<(), String> {

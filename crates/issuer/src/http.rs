@@ -20,6 +20,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// The registered clients.
     pub clients: oauth::Clients,
+    /// `private_key_jwt` verifiers and their replay cache.
+    pub assertions: oauth::assertion::Assertions,
     /// The clock.
     pub clock: SharedClock,
     /// Counters for `/metrics`.
@@ -31,8 +33,9 @@ impl AppState {
     /// The state of an app over `config` and `keyring`.
     pub fn new(config: Arc<Config>, keyring: Arc<Keyring>, clock: SharedClock) -> Result<Self, crate::Error> {
         let clients = oauth::Clients::new(&config.clients)?;
+        let assertions = oauth::assertion::Assertions::new(&config, &clock)?;
         let metadata = Bytes::from(metadata(&config).to_string());
-        Ok(AppState { config, keyring, clients, clock, metrics: Metrics::default(), metadata })
+        Ok(AppState { config, keyring, clients, assertions, clock, metrics: Metrics::default(), metadata })
     }
 }
 
@@ -45,7 +48,8 @@ pub fn metadata(config: &Config) -> serde_json::Value {
         "jwks_uri": config.jwks_uri(),
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": oauth::assertion::ALGORITHMS.map(|a| a.as_str()),
         "access_token_signing_alg_values_supported": algs,
     })
 }

@@ -103,6 +103,7 @@ async fn warn_dev_client(config: &Config) {
                     .is_ok()
             })
             .unwrap_or(false),
+        _ => false,
     })
     .await
     .unwrap_or(false);

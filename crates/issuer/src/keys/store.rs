@@ -123,7 +123,9 @@ impl DirStore {
             // A checked-out `keys/` is 0755: private keys live in a 0700 folder.
             match fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
                 Ok(()) => tracing::info!(dir = %dir.display(), "key folder mode set to 0700"),
-                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "key folder is readable by others; chmod 700 it"),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "key folder is readable by others; chmod 700 it")
+                }
             }
         }
         Ok(DirStore { dir: dir.to_path_buf(), sealer })

@@ -87,11 +87,10 @@ async fn issue(req: &HttpRequest, payload: Payload, state: &web::Data<AppState>)
     };
     let now = state.clock.now();
     let ttl = client.ttl.as_secs();
-    let access_token =
-        token::mint(key, &state.config.issuer, &client.id, aud, &scope, now, ttl).map_err(|e| {
-            tracing::error!(error = %e, kid = %key.meta.kid, "signing failed");
-            OAuthError::Server
-        })?;
+    let access_token = token::mint(key, &state.config.issuer, &client.id, aud, &scope, now, ttl).map_err(|e| {
+        tracing::error!(error = %e, kid = %key.meta.kid, "signing failed");
+        OAuthError::Server
+    })?;
     state.metrics.token_issued(&client.id, key.meta.alg, &key.meta.kid);
     let body = TokenResponse { access_token: &access_token, token_type: "Bearer", expires_in: ttl, scope: &scope };
     Ok(HttpResponse::Ok()
@@ -100,9 +99,11 @@ async fn issue(req: &HttpRequest, payload: Payload, state: &web::Data<AppState>)
         .json(body))
 }
 
-/// At most 64 printable characters of a client-supplied value, for messages.
+/// At most 64 characters of a client-supplied value, for messages: only
+/// those RFC 6749 §5.2 allows in `error_description` (%x20-21 / %x23-5B /
+/// %x5D-7E), others shown as `?`.
 fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+    s.chars().take(64).map(|c| if matches!(c, ' '..='~') && c != '"' && c != '\\' { c } else { '?' }).collect()
 }
 
 /// Client authentication: `client_secret_basic` or `client_secret_post`,
@@ -112,6 +113,9 @@ async fn authenticate(
     form: &TokenForm,
     state: &web::Data<AppState>,
 ) -> Result<std::sync::Arc<ClientConfig>, OAuthError> {
+    if form.client_assertion_type.is_some() || form.client_assertion.is_some() {
+        return authenticate_assertion(req, form, state).await;
+    }
     let basic = match req.headers().get(header::AUTHORIZATION) {
         Some(v) => Some(request::parse_basic(v.as_bytes())?),
         None => None,
@@ -166,6 +170,43 @@ async fn authenticate(
     }
 }
 
+/// `private_key_jwt` (RFC 7523 §2.2): the assertion alone authenticates;
+/// `client_id` in the body is optional and must equal its `iss`.
+async fn authenticate_assertion(
+    req: &HttpRequest,
+    form: &TokenForm,
+    state: &web::Data<AppState>,
+) -> Result<std::sync::Arc<ClientConfig>, OAuthError> {
+    use super::assertion::{JWT_BEARER, unverified_issuer};
+    if req.headers().contains_key(header::AUTHORIZATION) || form.client_secret.is_some() {
+        return Err(OAuthError::InvalidRequest(
+            "use one client authentication method: a client assertion, Basic or client_secret, not several".into(),
+        ));
+    }
+    let fail = |d: String| OAuthError::InvalidClient { description: d, basic: false };
+    if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
+        return Err(fail(format!("client_assertion_type must be {JWT_BEARER}")));
+    }
+    let Some(assertion) = form.client_assertion.as_deref() else {
+        return Err(fail("missing client_assertion".into()));
+    };
+    let Some(iss) = unverified_issuer(assertion) else {
+        return Err(fail("client assertion is not a JWT with an `iss` claim".into()));
+    };
+    if form.client_id.as_deref().is_some_and(|id| id != iss) {
+        return Err(fail("client_id differs from the assertion's `iss`".into()));
+    }
+    let (Some(client), Some(verifier)) = (state.clients.get(&iss), state.assertions.get(&iss)) else {
+        tracing::info!(client_id = %printable(&iss), "client assertion from an unknown or secret-based client");
+        return Err(fail("client authentication failed".into()));
+    };
+    verifier.verify(assertion, &state.assertions.replay).await.map_err(|d| {
+        tracing::info!(client_id = %client.id, reason = %d, "client assertion rejected");
+        fail(d)
+    })?;
+    Ok(client.clone())
+}
+
 /// The granted scope: the requested one if every token is the client's;
 /// all of the client's scopes when none is requested (RFC 6749 §3.3).
 fn granted_scope(client: &ClientConfig, requested: Option<&str>) -> Result<String, OAuthError> {
@@ -176,7 +217,7 @@ fn granted_scope(client: &ClientConfig, requested: Option<&str>) -> Result<Strin
     let mut granted: Vec<&str> = Vec::new();
     for s in requested.split(' ').filter(|s| !s.is_empty()) {
         if !s.bytes().all(is_scope_char) {
-            return Err(OAuthError::InvalidScope("scope contains characters outside RFC 6749 §3.3".into()));
+            return Err(OAuthError::InvalidScope("scope contains characters outside RFC 6749 section 3.3".into()));
         }
         if !client.scopes.iter().any(|c| c == s) {
             return Err(OAuthError::InvalidScope(format!("scope `{}` is not allowed for this client", printable(s))));

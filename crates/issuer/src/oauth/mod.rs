@@ -2,9 +2,11 @@
 //! request parsing ([`request`]), client authentication ([`clients`]), the
 //! handler ([`endpoint`]) and its error answers ([`error`]).
 
+pub mod assertion;
 pub mod clients;
 pub mod endpoint;
 pub mod error;
+pub mod replay;
 pub mod request;
 
 pub use clients::Clients;

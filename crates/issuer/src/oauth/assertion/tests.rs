@@ -1,0 +1,157 @@
+use std::sync::Mutex;
+
+use jwks_jose::{SigningKey, b64};
+use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpListener};
+
+use super::*;
+use crate::clock::ManualClock;
+
+const NOW: u64 = 1_800_000_000;
+const TOKEN_URL: &str = "https://issuer.test/token";
+
+fn key(alg: Algorithm) -> SigningKey {
+    SigningKey::from_pkcs8(alg, &SigningKey::generate(alg, 2048).unwrap()).unwrap()
+}
+
+fn claims(iss: &str, sub: &str, aud: &str, exp: u64, jti: &str) -> String {
+    serde_json::json!({"iss": iss, "sub": sub, "aud": aud, "iat": NOW, "exp": exp, "jti": jti}).to_string()
+}
+
+fn sign(k: &SigningKey, claims: &str) -> String {
+    let header = serde_json::json!({"alg": k.algorithm().as_str(), "kid": k.kid(), "typ": "JWT"}).to_string();
+    compact::sign(k, header.as_bytes(), claims.as_bytes()).unwrap()
+}
+
+fn verifier(client: &str, keys: &[&SigningKey], clock: &ManualClock) -> AssertionVerifier {
+    let set = JwkSet { keys: keys.iter().map(|k| k.public_jwk()).collect() };
+    let audiences = vec![TOKEN_URL.to_string(), "https://issuer.test".to_string()];
+    AssertionVerifier::with_jwks(client, &set, audiences, Duration::from_secs(300), Arc::new(clock.clone())).unwrap()
+}
+
+#[tokio::test]
+async fn es256_and_rs256_assertions_authenticate() {
+    let clock = ManualClock::new(NOW);
+    for alg in ALGORITHMS {
+        let k = key(alg);
+        let v = verifier("svc", &[&k], &clock);
+        let replay = ReplayCache::default();
+        let a = sign(&k, &claims("svc", "svc", TOKEN_URL, NOW + 60, "j1"));
+        assert_eq!(v.verify(&a, &replay).await, Ok(()));
+        // The issuer itself is an accepted audience too (RFC 7523 §3).
+        let a = sign(&k, &claims("svc", "svc", "https://issuer.test", NOW + 60, "j2"));
+        assert_eq!(v.verify(&a, &replay).await, Ok(()));
+    }
+}
+
+async fn rejected(v: &AssertionVerifier, assertion: &str, needle: &str) {
+    let err = v.verify(assertion, &ReplayCache::default()).await.unwrap_err();
+    assert!(err.contains(needle), "`{err}` does not mention `{needle}`");
+}
+
+#[tokio::test]
+async fn each_bad_assertion_is_rejected_with_a_precise_reason() {
+    let clock = ManualClock::new(NOW);
+    let k = key(Algorithm::ES256);
+    let other = key(Algorithm::ES256);
+    let v = verifier("svc", &[&k], &clock);
+    rejected(&v, &sign(&k, &claims("svc", "svc", "https://elsewhere", NOW + 60, "j")), "wrong_audience").await;
+    rejected(&v, &sign(&k, &claims("svc", "svc", TOKEN_URL, NOW - 61, "j")), "expired").await;
+    rejected(&v, &sign(&k, &claims("svc", "svc", TOKEN_URL, NOW + 3600, "j")), "more than 300 s ahead").await;
+    rejected(&v, &sign(&k, &claims("other", "svc", TOKEN_URL, NOW + 60, "j")), "wrong_issuer").await;
+    rejected(&v, &sign(&k, &claims("svc", "other", TOKEN_URL, NOW + 60, "j")), "`sub` must equal").await;
+    rejected(&v, &sign(&k, &claims("svc", "svc", TOKEN_URL, NOW + 60, "")), "`jti` is required").await;
+    // Signed by another client's key: its kid is not in this client's set.
+    rejected(&v, &sign(&other, &claims("svc", "svc", TOKEN_URL, NOW + 60, "j")), "unknown_kid").await;
+    // The same, claiming this client's kid.
+    let header = serde_json::json!({"alg": "ES256", "kid": k.kid()}).to_string();
+    let forged =
+        compact::sign(&other, header.as_bytes(), claims("svc", "svc", TOKEN_URL, NOW + 60, "j").as_bytes()).unwrap();
+    rejected(&v, &forged, "bad_signature").await;
+    // alg none, and HS256 with the public key as the secret.
+    let body = b64::encode(claims("svc", "svc", TOKEN_URL, NOW + 60, "j"));
+    let none = format!("{}.{body}.", b64::encode(r#"{"alg":"none"}"#));
+    rejected(&v, &none, "malformed").await;
+    let none = format!("{}.{body}.c2ln", b64::encode(r#"{"alg":"none"}"#));
+    rejected(&v, &none, "unsupported_alg").await;
+    let hs = format!("{}.{body}.c2ln", b64::encode(format!(r#"{{"alg":"HS256","kid":"{}"}}"#, k.kid())));
+    rejected(&v, &hs, "unsupported_alg").await;
+}
+
+#[tokio::test]
+async fn a_jti_is_single_use_within_the_assertion_lifetime() {
+    let clock = ManualClock::new(NOW);
+    let k = key(Algorithm::ES256);
+    let v = verifier("svc", &[&k], &clock);
+    let replay = ReplayCache::default();
+    let a = sign(&k, &claims("svc", "svc", TOKEN_URL, NOW + 60, "once"));
+    assert_eq!(v.verify(&a, &replay).await, Ok(()));
+    let err = v.verify(&a, &replay).await.unwrap_err();
+    assert!(err.contains("already used"), "{err}");
+    // Another client may use the same jti: the cache is per client.
+    let k2 = key(Algorithm::ES256);
+    let v2 = verifier("svc2", &[&k2], &clock);
+    assert_eq!(v2.verify(&sign(&k2, &claims("svc2", "svc2", TOKEN_URL, NOW + 60, "once")), &replay).await, Ok(()));
+}
+
+/// A JWKS server whose body can be swapped, counting requests.
+async fn jwks_server(body: Arc<Mutex<String>>, hits: Arc<std::sync::atomic::AtomicUsize>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let body = body.lock().unwrap().clone();
+            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let res = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: max-age=300\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(res.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/jwks.json")
+}
+
+#[tokio::test]
+async fn a_jwks_uri_client_whose_key_rotates_keeps_authenticating() {
+    let clock = ManualClock::new(NOW);
+    let old = key(Algorithm::ES256);
+    let new = key(Algorithm::RS256);
+    let set = |keys: &[&SigningKey]| {
+        serde_json::to_string(&JwkSet { keys: keys.iter().map(|k| k.public_jwk()).collect() }).unwrap()
+    };
+    let body = Arc::new(Mutex::new(set(&[&old])));
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let uri = jwks_server(body.clone(), hits.clone()).await;
+    let v = AssertionVerifier::with_uri(
+        "svc",
+        &uri,
+        vec![TOKEN_URL.to_string()],
+        Duration::from_secs(300),
+        Arc::new(clock.clone()),
+    );
+    let replay = ReplayCache::default();
+    assert_eq!(v.verify(&sign(&old, &claims("svc", "svc", TOKEN_URL, NOW + 60, "a")), &replay).await, Ok(()));
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The client publishes a new key and signs with it: one refetch.
+    *body.lock().unwrap() = set(&[&old, &new]);
+    clock.advance(31); // past the verifier's refetch cooldown
+    assert_eq!(v.verify(&sign(&new, &claims("svc", "svc", TOKEN_URL, NOW + 90, "b")), &replay).await, Ok(()));
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // An unknown key is still refused.
+    let stranger = key(Algorithm::ES256);
+    let err = v.verify(&sign(&stranger, &claims("svc", "svc", TOKEN_URL, NOW + 90, "c")), &replay).await.unwrap_err();
+    assert!(err.contains("unknown_kid"), "{err}");
+}
+
+#[test]
+fn the_issuer_is_read_without_trusting_the_token() {
+    let k = key(Algorithm::ES256);
+    assert_eq!(unverified_issuer(&sign(&k, &claims("svc", "svc", TOKEN_URL, NOW, "j"))).as_deref(), Some("svc"));
+    assert_eq!(unverified_issuer("not.a.jwt"), None);
+    assert_eq!(unverified_issuer(""), None);
+}
