@@ -508,3 +508,23 @@ async fn odd_bodies_never_produce_a_5xx() {
         }
     }
 }
+
+/// RFC 6749 §5.2: `error_description` MUST NOT include characters outside
+/// %x20-21 / %x23-5B / %x5D-7E, even when it quotes what the client sent.
+#[actix_web::test]
+async fn error_description_uses_only_rfc6749_characters() {
+    let f = Fixture::new();
+    let allowed = |c: char| matches!(c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);
+    for body in [
+        "grant_type=%22quoted%5C%C3%A9%E2%9C%93".to_string(),
+        cc("scope=%C3%A9t%C3%A9"),
+        cc("scope=a%22b"),
+        cc("resource=https%3A%2F%2Fx%2F%22%5C%C3%A9"),
+        cc("audience=%E2%9C%93"),
+    ] {
+        let r = f.token(&body, Some(&svc())).await;
+        assert!(r.status.is_client_error(), "{body}");
+        let d = r.json()["error_description"].as_str().unwrap().to_string();
+        assert!(d.chars().all(allowed), "{body}: {d:?}");
+    }
+}
