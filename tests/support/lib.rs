@@ -1,1 +1,430 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests (`tests/e2e.rs`): locating and
+//! building the workspace binaries, starting the real `jwks-issuer` on a
+//! free port with a temporary config and key folder, and killing every
+//! child process on drop.
+//!
+//! Only the standard library, `tempfile` and `serde_json` are used here, so
+//! the helpers stay independent of the code under test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+/// The secret of every client of the test config: URL-safe characters
+/// only, so that every client library encodes it the same way.
+pub const CLIENT_SECRET: &str = "e2e-secret_0123456789abcdefghijklmnopqrstuvwxyz";
+/// A client that gets ES256 tokens.
+pub const ES_CLIENT: &str = "e2e-es256";
+/// A client that gets RS256 tokens.
+pub const RS_CLIENT: &str = "e2e-rs256";
+/// The audience of every token of the test config.
+pub const AUDIENCE: &str = "https://api.e2e.test";
+/// The scopes of every client of the test config.
+pub const SCOPES: &[&str] = &["read", "write"];
+
+/// How long the issuer may take to answer `/readyz` after it starts.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The folder of the workspace binaries: the test executable lives in
+/// `target/<profile>/deps/`, the binaries in `target/<profile>/`.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test executable has a folder");
+    let dir = if deps.file_name().is_some_and(|n| n == "deps") { deps.parent().expect("profile folder") } else { deps };
+    dir.to_path_buf()
+}
+
+/// The workspace root (this package's manifest folder).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The path of a workspace binary (`jwks-issuer`, `jwks-verify`), built
+/// once per test process when it is missing or older than its sources.
+///
+/// `cargo test --workspace` builds every workspace binary before running
+/// the tests; `cargo test -p jwks-e2e` does not, hence the build here.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let missing = ["jwks-issuer", "jwks-verify"].iter().any(|n| !bin_dir().join(n).is_file());
+        let stale = ["jwks-issuer", "jwks-verify"].iter().any(|n| is_stale(&bin_dir().join(n)));
+        if missing || stale || std::env::var_os("JWKS_E2E_BUILD").is_some() {
+            build_binaries(missing);
+        }
+    });
+    let path = bin_dir().join(name);
+    assert!(path.is_file(), "{} does not exist after building", path.display());
+    path
+}
+
+/// Whether `binary` is older than any source file of the crates it is built from.
+fn is_stale(binary: &Path) -> bool {
+    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else { return true };
+    let root = workspace_root();
+    let mut newest = std::time::UNIX_EPOCH;
+    for dir in ["crates/jose", "crates/issuer", "crates/verifier"] {
+        newest_mtime(&root.join(dir).join("src"), &mut newest);
+        if let Ok(t) = root.join(dir).join("Cargo.toml").metadata().and_then(|m| m.modified()) {
+            newest = newest.max(t);
+        }
+    }
+    newest > built
+}
+
+fn newest_mtime(dir: &Path, newest: &mut std::time::SystemTime) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            newest_mtime(&p, newest);
+        } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+            *newest = (*newest).max(t);
+        }
+    }
+}
+
+fn build_binaries(required: bool) {
+    let profile = bin_dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(workspace_root()).args(["build", "-p", "jwks-issuer", "-p", "jwks-verifier", "--bins"]);
+    if profile == "release" {
+        cmd.arg("--release");
+    }
+    eprintln!("e2e: building the workspace binaries: {cmd:?}");
+    let status = cmd.status().expect("run cargo build");
+    if !status.success() {
+        assert!(!required, "`cargo build -p jwks-issuer -p jwks-verifier --bins` failed: {status}");
+        eprintln!("e2e: WARNING: the build failed ({status}); testing the binaries already built");
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+#[derive(Debug)]
+pub struct ChildGuard {
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    /// Guards `child`.
+    pub fn new(child: Child) -> Self {
+        ChildGuard { child: Some(child) }
+    }
+
+    /// The guarded process.
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("child present until drop")
+    }
+
+    /// Whether the process has exited (and how).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child().try_wait().ok().flatten()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port that was free a moment ago (bound on 127.0.0.1:0, then released).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// `jwks-issuer hash-secret` of [`CLIENT_SECRET`], computed once per process.
+pub fn secret_hash() -> String {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let mut child = Command::new(bin("jwks-issuer"))
+            .arg("hash-secret")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn jwks-issuer hash-secret");
+        child.stdin.take().expect("stdin").write_all(format!("{CLIENT_SECRET}\n").as_bytes()).expect("write secret");
+        let out = child.wait_with_output().expect("hash-secret output");
+        assert!(out.status.success(), "hash-secret failed: {}", String::from_utf8_lossy(&out.stderr));
+        let hash = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
+        assert!(hash.starts_with("$argon2id$"), "unexpected hash-secret output: {hash}");
+        hash
+    })
+    .clone()
+}
+
+/// Settings of a test issuer; the defaults rotate nothing on their own.
+#[derive(Debug, Clone)]
+pub struct IssuerOptions {
+    /// `keys.publish_ahead`.
+    pub publish_ahead: &'static str,
+    /// `jwks.max_age`.
+    pub max_age: &'static str,
+    /// `keys.rotation_period`.
+    pub rotation_period: &'static str,
+    /// `tokens.ttl`.
+    pub ttl: &'static str,
+}
+
+impl Default for IssuerOptions {
+    fn default() -> Self {
+        IssuerOptions { publish_ahead: "2s", max_age: "1s", rotation_period: "1h", ttl: "5m" }
+    }
+}
+
+/// A running `jwks-issuer serve` with its own config and key folder.
+#[derive(Debug)]
+pub struct Issuer {
+    /// `http://127.0.0.1:PORT`, the `iss` of its tokens.
+    pub url: String,
+    /// The config file.
+    pub config: PathBuf,
+    /// The key folder.
+    pub keys_dir: PathBuf,
+    log: PathBuf,
+    process: ChildGuard,
+    // Dropped last: the folder outlives the process.
+    _dir: tempfile::TempDir,
+}
+
+impl Issuer {
+    /// Writes a config, starts `serve` on a free port and waits until
+    /// `/readyz` answers 200 (a signing key for every algorithm).
+    pub fn start(opts: &IssuerOptions) -> Issuer {
+        let dir = tempfile::Builder::new().prefix("jwks-e2e-").tempdir().expect("temp dir");
+        let keys_dir = dir.path().join("keys");
+        let config = dir.path().join("issuer.toml");
+        let log = dir.path().join("issuer.log");
+        let hash = secret_hash();
+        let mut last_error = String::new();
+        // A port released by free_port() can be taken by another process
+        // before the issuer binds it: try a few.
+        for _ in 0..3 {
+            let port = free_port();
+            let url = format!("http://127.0.0.1:{port}");
+            let text = config_toml(&url, &keys_dir, &hash, opts);
+            std::fs::write(&config, text).expect("write config");
+            let log_file = std::fs::File::create(&log).expect("log file");
+            let child = Command::new(bin("jwks-issuer"))
+                .arg("--config")
+                .arg(&config)
+                .arg("serve")
+                .env("JWKS_ISSUER_LISTEN", format!("127.0.0.1:{port}"))
+                .env_remove("JWKS_ISSUER_CONFIG")
+                .env_remove("JWKS_ISSUER_ISSUER")
+                .env_remove("JWKS_ISSUER_KEYS_DIR")
+                .env_remove("JWKS_ISSUER_KEK")
+                .env_remove("JWKS_ISSUER_TOKENS_TTL")
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone().expect("log file"))
+                .stderr(log_file)
+                .spawn()
+                .expect("spawn jwks-issuer serve");
+            let mut process = ChildGuard::new(child);
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+            let deadline = Instant::now() + START_TIMEOUT;
+            loop {
+                if let Some(status) = process.try_wait() {
+                    last_error = format!("jwks-issuer serve exited with {status}:\n{}", read_log(&log));
+                    break;
+                }
+                if http_get(addr, "/readyz").is_some_and(|(status, _)| status == 200) {
+                    return Issuer { url, config, keys_dir, log, process, _dir: dir };
+                }
+                if Instant::now() > deadline {
+                    panic!("jwks-issuer was not ready within {START_TIMEOUT:?}:\n{}", read_log(&log));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("could not start jwks-issuer: {last_error}");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        self.url.trim_start_matches("http://").parse().expect("addr")
+    }
+
+    /// The token endpoint.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.url)
+    }
+
+    /// The JWKS URI.
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.url)
+    }
+
+    /// Runs `jwks-issuer --config <this config> ARGS` (e.g. `keys rotate`)
+    /// against the same key folder and returns its output; panics on failure.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let out = Command::new(bin("jwks-issuer"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("JWKS_ISSUER_CONFIG")
+            .env_remove("JWKS_ISSUER_KEYS_DIR")
+            .env_remove("JWKS_ISSUER_KEK")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run jwks-issuer");
+        assert!(
+            out.status.success(),
+            "jwks-issuer {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `keys list --json`: the `keys` array.
+    pub fn keys(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["keys", "list", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("keys list --json is JSON");
+        v["keys"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The kid of the key of `alg` in `state` (e.g. "active"), if one.
+    pub fn kid(&self, alg: &str, state: &str) -> Option<String> {
+        self.keys()
+            .into_iter()
+            .find(|k| k["alg"] == alg && k["state"] == state)
+            .and_then(|k| k["kid"].as_str().map(str::to_string))
+    }
+
+    /// The kids currently in the served JWKS.
+    pub fn served_kids(&self) -> Vec<String> {
+        let (status, body) = http_get(self.addr(), "/.well-known/jwks.json").expect("GET jwks");
+        assert_eq!(status, 200, "GET /.well-known/jwks.json: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("JWKS is JSON");
+        v["keys"].as_array().expect("keys array").iter().filter_map(|k| k["kid"].as_str().map(str::to_string)).collect()
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        read_log(&self.log)
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.process.try_wait().is_none()
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// The test config. The `listen` written here is overridden by
+/// `JWKS_ISSUER_LISTEN`, so the override is exercised too.
+fn config_toml(url: &str, keys_dir: &Path, hash: &str, o: &IssuerOptions) -> String {
+    let scopes = SCOPES.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+    format!(
+        r#"issuer = "{url}"
+listen = "127.0.0.1:1"
+
+[keys]
+dir = {keys_dir:?}
+algorithms = ["ES256", "RS256"]
+rsa_bits = 2048
+rotation_period = "{rotation_period}"
+publish_ahead = "{publish_ahead}"
+retire_grace = "1m"
+
+[jwks]
+max_age = "{max_age}"
+
+[tokens]
+ttl = "{ttl}"
+algorithm = "ES256"
+audience = "{AUDIENCE}"
+
+[[clients]]
+id = "{ES_CLIENT}"
+secret_hash = "{hash}"
+scopes = [{scopes}]
+audiences = ["{AUDIENCE}"]
+
+[[clients]]
+id = "{RS_CLIENT}"
+secret_hash = "{hash}"
+scopes = [{scopes}]
+audiences = ["{AUDIENCE}"]
+algorithm = "RS256"
+"#,
+        keys_dir = keys_dir.display().to_string(),
+        rotation_period = o.rotation_period,
+        publish_ahead = o.publish_ahead,
+        max_age = o.max_age,
+        ttl = o.ttl,
+    )
+}
+
+/// A minimal HTTP/1.1 GET (status and body), bounded by short timeouts;
+/// `None` when the server cannot be reached. Used to wait for readiness
+/// without relying on the HTTP client under test.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.into() };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Serialises tests that must not overlap in time (none today; kept for
+/// tests that measure timing-sensitive behaviour).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Polls `f` every `every` until it returns `Some`, or panics with `what`
+/// after `timeout`.
+pub fn poll<T>(what: &str, timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(every);
+    }
+}

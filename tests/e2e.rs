@@ -1,0 +1,23 @@
+//! End-to-end tests: the real `jwks-issuer` and `jwks-verify` binaries and
+//! the `jwks_verifier` library together, plus clients we did not write
+//! (jsonwebtoken here, PyJWT and requests-oauthlib in `tests/interop/`).
+//!
+//! One test binary (STYLE.md rule 3); helpers in `tests/support/lib.rs`.
+//! Every test starts its own issuer on a free port with a temporary config
+//! and key folder; every child process is killed on drop.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
+
+#[path = "e2e/common.rs"]
+mod common;
+#[path = "e2e/config.rs"]
+mod config;
+#[path = "e2e/interop.rs"]
+mod interop;
+#[path = "e2e/revoke.rs"]
+mod revoke;
+#[path = "e2e/rotation.rs"]
+mod rotation;
+#[path = "e2e/tokens.rs"]
+mod tokens;
+#[path = "e2e/vectors.rs"]
+mod vectors;
