@@ -44,7 +44,45 @@ struct FileConfig {
     #[serde(default)]
     tokens: FileTokens,
     #[serde(default)]
+    throttle: FileThrottle,
+    #[serde(default)]
     clients: Vec<FileClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileThrottle {
+    #[serde(default = "default_burst")]
+    burst: u32,
+    #[serde(default = "default_refill")]
+    refill_every: String,
+    #[serde(default = "default_address_burst")]
+    address_burst: u32,
+    #[serde(default = "default_address_refill")]
+    address_refill_every: String,
+}
+
+impl Default for FileThrottle {
+    fn default() -> Self {
+        FileThrottle {
+            burst: default_burst(),
+            refill_every: default_refill(),
+            address_burst: default_address_burst(),
+            address_refill_every: default_address_refill(),
+        }
+    }
+}
+fn default_burst() -> u32 {
+    20
+}
+fn default_refill() -> String {
+    "3s".into()
+}
+fn default_address_burst() -> u32 {
+    100
+}
+fn default_address_refill() -> String {
+    "1s".into()
 }
 
 fn default_listen() -> String {
@@ -180,6 +218,8 @@ pub struct Config {
     pub jwks_max_age: Duration,
     /// Token settings.
     pub tokens: TokensConfig,
+    /// Brute-force limits (`[throttle]`).
+    pub throttle: crate::oauth::throttle::ThrottleConfig,
     /// The registered clients.
     pub clients: Vec<ClientConfig>,
 }
@@ -431,7 +471,16 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         };
         clients.push(ClientConfig { id: c.id, auth, scopes: c.scopes, audiences: c.audiences, algorithm, ttl });
     }
-    Ok(Config { path: path.to_path_buf(), issuer, listen, keys, jwks_max_age, tokens, clients })
+    let throttle = crate::oauth::throttle::ThrottleConfig {
+        burst: file.throttle.burst,
+        refill_every: duration("throttle.refill_every", &file.throttle.refill_every)?,
+        address_burst: file.throttle.address_burst,
+        address_refill_every: duration("throttle.address_refill_every", &file.throttle.address_refill_every)?,
+    };
+    if throttle.burst > 0 && throttle.address_burst == 0 {
+        return Err("key `throttle.address_burst`: must be at least 1 while `throttle.burst` is on".into());
+    }
+    Ok(Config { path: path.to_path_buf(), issuer, listen, keys, jwks_max_age, tokens, throttle, clients })
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.

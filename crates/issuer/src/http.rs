@@ -20,6 +20,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// The registered clients.
     pub clients: oauth::Clients,
+    /// Brute-force limits on client authentication.
+    pub throttle: oauth::throttle::Throttle,
     /// `private_key_jwt` verifiers and their replay cache.
     pub assertions: oauth::assertion::Assertions,
     /// The clock.
@@ -35,7 +37,8 @@ impl AppState {
         let clients = oauth::Clients::new(&config.clients)?;
         let assertions = oauth::assertion::Assertions::new(&config, &clock)?;
         let metadata = Bytes::from(metadata(&config).to_string());
-        Ok(AppState { config, keyring, clients, assertions, clock, metrics: Metrics::default(), metadata })
+        let throttle = oauth::throttle::Throttle::new(config.throttle);
+        Ok(AppState { config, keyring, clients, throttle, assertions, clock, metrics: Metrics::default(), metadata })
     }
 }
 

@@ -65,7 +65,7 @@ async fn issue(req: &HttpRequest, payload: Payload, state: &web::Data<AppState>)
     }
     let body = read_body(req, payload).await?;
     let form = TokenForm::parse(&body)?;
-    let client = authenticate(req, &form, state).await?;
+    let client = authenticate_throttled(req, &form, state).await?;
 
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}
@@ -104,6 +104,37 @@ async fn issue(req: &HttpRequest, payload: Payload, state: &web::Data<AppState>)
 /// %x5D-7E), others shown as `?`.
 fn printable(s: &str) -> String {
     s.chars().take(64).map(|c| if matches!(c, ' '..='~') && c != '"' && c != '\\' { c } else { '?' }).collect()
+}
+
+/// The client id a request claims, read without authenticating it: from
+/// the Basic header, the body, or the assertion's `iss`.
+fn claimed_client(req: &HttpRequest, form: &TokenForm) -> Option<String> {
+    if let Some(v) = req.headers().get(header::AUTHORIZATION) {
+        return request::parse_basic(v.as_bytes()).ok().map(|b| b.id);
+    }
+    form.client_id.clone().or_else(|| form.client_assertion.as_deref().and_then(super::assertion::unverified_issuer))
+}
+
+/// [`authenticate`] behind the brute-force limits: a request that meets an
+/// empty bucket is refused before any argon2 or signature work, and every
+/// `invalid_client` takes from the buckets.
+async fn authenticate_throttled(
+    req: &HttpRequest,
+    form: &TokenForm,
+    state: &web::Data<AppState>,
+) -> Result<std::sync::Arc<ClientConfig>, OAuthError> {
+    let addr = req.peer_addr().map(|a| a.ip());
+    let claimed = claimed_client(req, form);
+    let now = state.clock.now();
+    if let Err(retry_after) = state.throttle.check(claimed.as_deref(), addr, now) {
+        tracing::warn!(client_id = %printable(claimed.as_deref().unwrap_or("")), ?addr, "client authentication throttled");
+        return Err(OAuthError::Throttled { retry_after });
+    }
+    let result = authenticate(req, form, state).await;
+    if let Err(OAuthError::InvalidClient { .. }) = &result {
+        state.throttle.failed(claimed.as_deref(), addr, state.clock.now());
+    }
+    result
 }
 
 /// Client authentication: `client_secret_basic` or `client_secret_post`,

@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod error;
 pub mod replay;
 pub mod request;
+pub mod throttle;
 
 pub use clients::Clients;
 pub use error::OAuthError;
