@@ -174,3 +174,12 @@ fn a_bad_environment_override_is_refused_naming_the_key() {
     let e = Config::from_toml(Path::new(FILE), &base(), &env).unwrap_err();
     assert!(matches!(&e, Error::Config { message, .. } if message.contains("listen")), "{e}");
 }
+
+/// Logs print configs with `{:?}`: the secret hash is not in it.
+#[test]
+fn debug_of_the_config_hides_secret_hashes() {
+    let c = load(&base()).unwrap();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains(secret_hash()), "{shown}");
+    assert!(!shown.contains("$argon2id$"));
+}

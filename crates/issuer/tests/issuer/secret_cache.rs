@@ -55,3 +55,20 @@ async fn a_remembered_secret_is_forgotten_after_the_record_ttl() {
     f.clock.advance(VERIFIED_TTL + 1);
     assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);
 }
+
+/// Answers never echo a secret, right or wrong.
+#[actix_web::test]
+async fn no_answer_contains_the_secret_sent() {
+    let f = Fixture::new();
+    for (body, auth) in [
+        (cc(""), Some(basic("svc", "guess-Secret-42"))),
+        (cc(&post_creds("svc", "guess-Secret-42")), None),
+        (cc(&post_creds("nobody", "guess-Secret-42")), None),
+        (format!("grant_type=password&{}", post_creds("svc", SECRET)), None),
+        (cc(&format!("scope=nope&{}", post_creds("svc", SECRET))), None),
+    ] {
+        let r = f.token(&body, auth.as_deref()).await;
+        let all = format!("{:?} {}", r.headers, String::from_utf8_lossy(&r.body));
+        assert!(!all.contains("guess-Secret-42") && !all.contains(SECRET), "{all}");
+    }
+}
