@@ -80,19 +80,20 @@ impl Throttle {
             return Ok(());
         }
         let c = &self.config;
-        if let Ok(map) = self.addresses.lock() {
-            if let Some(level) = map.get(&addr).map(|b| b.level(now, c.address_burst, c.address_refill_every)) {
-                if level < 1.0 {
-                    return Err(retry_after(level, c.address_refill_every));
-                }
-            }
+        let address_level = self
+            .addresses
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&addr).map(|b| b.level(now, c.address_burst, c.address_refill_every)));
+        if let Some(level) = address_level.filter(|l| *l < 1.0) {
+            return Err(retry_after(level, c.address_refill_every));
         }
-        if let (Some(client), Ok(map)) = (client, self.pairs.lock()) {
-            if let Some(level) = map.get(&(client.to_string(), addr)).map(|b| b.level(now, c.burst, c.refill_every)) {
-                if level < 1.0 {
-                    return Err(retry_after(level, c.refill_every));
-                }
-            }
+        let pair_level = client.and_then(|client| {
+            let map = self.pairs.lock().ok()?;
+            map.get(&(client.to_string(), addr)).map(|b| b.level(now, c.burst, c.refill_every))
+        });
+        if let Some(level) = pair_level.filter(|l| *l < 1.0) {
+            return Err(retry_after(level, c.refill_every));
         }
         Ok(())
     }
