@@ -10,13 +10,16 @@
 //! - `GET /data`: needs the `read` scope.
 //! - `POST /data`: needs the `write` scope.
 //!
+//! Tokens are accepted as `Authorization: Bearer`, or, when DPoP-bound,
+//! only as `Authorization: DPoP` with a `DPoP` proof header (RFC 9449).
+//!
 //! Options may also come from the environment: `ISSUER`, `AUDIENCE`, `BIND`.
 
 use actix_web::{App, HttpResponse, HttpServer, get, post, web};
 use clap::Parser;
 use jwks_verifier::{
     Verifier,
-    actix::{Authenticated, Scope, Scoped},
+    actix::{Authenticated, PublicBaseUrl, Scope, Scoped},
 };
 use serde_json::json;
 
@@ -31,6 +34,10 @@ struct Args {
     /// The address to listen on.
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8081")]
     bind: String,
+    /// The URL clients address this server by, when it differs from the
+    /// connection (behind a proxy): the base of DPoP proofs' `htu`.
+    #[arg(long, env = "PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 struct Read;
@@ -82,8 +89,16 @@ async fn main() -> std::io::Result<()> {
         .map_err(|e| std::io::Error::other(format!("verifier: {e}")))?;
     tracing::info!(issuer = %args.issuer, audience = %args.audience, bind = %args.bind, "resource server starting");
     let data = web::Data::new(verifier);
+    let public_url = match &args.public_url {
+        Some(url) => Some(PublicBaseUrl::new(url).map_err(|e| std::io::Error::other(format!("--public-url: {e}")))?),
+        None => None,
+    };
     HttpServer::new(move || {
-        App::new().app_data(data.clone()).service(health).service(whoami).service(read_data).service(write_data)
+        let mut app = App::new().app_data(data.clone());
+        if let Some(base) = &public_url {
+            app = app.app_data(base.clone());
+        }
+        app.service(health).service(whoami).service(read_data).service(write_data)
     })
     .bind(&args.bind)?
     .run()

@@ -131,6 +131,20 @@ pub enum Error {
         /// The scope required.
         scope: String,
     },
+    /// A DPoP proof was refused (RFC 9449 §4.3); the reason says which rule.
+    #[error("{reason}")]
+    InvalidDpopProof {
+        /// Which rule the proof broke.
+        reason: crate::dpop::ProofError,
+    },
+    /// A DPoP-bound token (one with `cnf.jkt`) was presented without a
+    /// proof, e.g. as a `Bearer` token (RFC 9449 §7.2).
+    #[error("the token is DPoP-bound: present it with the DPoP scheme and a proof")]
+    DpopBound,
+    /// A DPoP proof came with a token that is not bound to a key (no
+    /// `cnf.jkt`).
+    #[error("the token is not DPoP-bound (no `cnf.jkt`)")]
+    NotDpopBound,
     /// The builder was given an invalid configuration.
     #[error("invalid verifier configuration: {reason}")]
     Config {
@@ -161,6 +175,9 @@ impl Error {
             Error::JwksUnavailable { .. } => "jwks_unavailable",
             Error::MissingToken => "missing_token",
             Error::InsufficientScope { .. } => "insufficient_scope",
+            Error::InvalidDpopProof { .. } => "invalid_dpop_proof",
+            Error::DpopBound => "dpop_bound_token",
+            Error::NotDpopBound => "not_dpop_bound",
             Error::Config { .. } => "invalid_config",
         }
     }
@@ -196,6 +213,9 @@ mod tests {
             (Error::BadSignature, "bad_signature"),
             (Error::IssuedInFuture { iat: 2, now: 1, leeway: 0 }, "not_yet_valid"),
             (Error::JwksUnavailable { reason: "down".into() }, "jwks_unavailable"),
+            (crate::dpop::ProofError::Replayed.into(), "invalid_dpop_proof"),
+            (Error::DpopBound, "dpop_bound_token"),
+            (Error::NotDpopBound, "not_dpop_bound"),
         ];
         for (e, code) in samples {
             assert_eq!(e.code(), code);

@@ -18,6 +18,11 @@
 //! `jku`, `x5u`, `jwk` and `x5c` headers are ignored. Every refusal is an
 //! [`Error`] with a stable [`code`](Error::code).
 //!
+//! A token bound to a key with DPoP (RFC 9449: `cnf.jkt`) is refused by
+//! `verify` and accepted only by [`Verifier::verify_dpop`], with a proof
+//! by that key for the request; [`dpop::verify_proof`] is the proof check
+//! alone, for other frameworks and for token endpoints.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), jwks_verifier::Error> {
 //! use jwks_verifier::Verifier;
@@ -69,6 +74,7 @@ mod cache;
 mod claims;
 mod clock;
 pub mod dangerous;
+pub mod dpop;
 mod error;
 mod http;
 mod json;

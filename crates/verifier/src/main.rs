@@ -1,13 +1,21 @@
 //! `jwks-verify`: verifies access tokens read from stdin, one per line, in
 //! one long-lived process, printing one JSON line per token.
 //!
+//! A line is a bare token, or a JSON object describing a captured request
+//! `{"token": "...", "dpop": "...", "method": "GET", "url": "https://..."}`:
+//! with `dpop` the token must be DPoP-bound and the proof valid for that
+//! method and URL (RFC 9449 §7.1); the replay cache lives as long as the
+//! process, so a proof repeated on a later line is refused. Without `dpop`
+//! a DPoP-bound token is invalid (`dpop_bound_token`).
+//!
 //! Exit status: 0 when every token was valid, 1 otherwise, 2 on bad
 //! arguments.
 
 use std::{process::ExitCode, time::Duration};
 
 use clap::Parser;
-use jwks_verifier::{Algorithm, Verified, Verifier, dangerous::DangerousOptions};
+use jwks_verifier::{Algorithm, Error, Verified, Verifier, dangerous::DangerousOptions};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -36,6 +44,9 @@ struct Args {
     /// Allow http URLs on non-loopback hosts.
     #[arg(long)]
     allow_http: bool,
+    /// How far a DPoP proof's iat may be from now, either side.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    dpop_iat_window: Duration,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -57,8 +68,11 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let mut builder =
-        Verifier::builder().issuer(args.issuer).leeway(args.leeway).refetch_cooldown(args.refetch_cooldown);
+    let mut builder = Verifier::builder()
+        .issuer(args.issuer)
+        .leeway(args.leeway)
+        .refetch_cooldown(args.refetch_cooldown)
+        .dpop_iat_window(args.dpop_iat_window);
     for aud in args.audience {
         builder = builder.audience(aud);
     }
@@ -96,7 +110,7 @@ async fn run(verifier: &Verifier) -> std::io::Result<bool> {
     while let Some(line) = lines.next_segment().await? {
         let out = match std::str::from_utf8(&line).map(str::trim) {
             Ok("") => continue,
-            Ok(token) => match verifier.verify_token::<Value>(token).await {
+            Ok(line) => match check_line(verifier, line).await {
                 Ok(Verified { claims, kid, alg, .. }) => {
                     json!({"valid": true, "kid": kid, "alg": alg, "claims": claims})
                 }
@@ -111,4 +125,31 @@ async fn run(verifier: &Verifier) -> std::io::Result<bool> {
         stdout.flush().await?;
     }
     Ok(all_valid)
+}
+
+/// A captured request: a token, and a DPoP proof with the request it came with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Captured {
+    token: String,
+    dpop: Option<String>,
+    method: Option<String>,
+    url: Option<String>,
+}
+
+/// Verifies one line: a bare token, or a JSON object (a captured request).
+async fn check_line(verifier: &Verifier, line: &str) -> Result<Verified<Value>, Error> {
+    if !line.starts_with('{') {
+        return verifier.verify_token(line).await;
+    }
+    let captured: Captured = serde_json::from_str(line).map_err(|e| Error::Malformed {
+        reason: format!("the line is not a token or a {{\"token\",\"dpop\",\"method\",\"url\"}} object: {e}").into(),
+    })?;
+    match (captured.dpop, captured.method, captured.url) {
+        (None, _, _) => verifier.verify_token(&captured.token).await,
+        (Some(proof), Some(method), Some(url)) => {
+            verifier.verify_dpop_token(&captured.token, &proof, &method, &url).await
+        }
+        (Some(_), _, _) => Err(Error::Malformed { reason: "a line with `dpop` needs `method` and `url`".into() }),
+    }
 }

@@ -75,7 +75,7 @@ pub(crate) fn parse<'a>(token: &'a str, policy: &Policy) -> Result<Unverified<'a
 
 /// Media types compare case-insensitively and `application/` may be
 /// omitted (RFC 7515 §4.1.9, RFC 9068 §4).
-fn type_matches(found: &str, expected: &str) -> bool {
+pub(crate) fn type_matches(found: &str, expected: &str) -> bool {
     let strip = |s: &'_ str| -> String {
         let lower = s.to_ascii_lowercase();
         match lower.strip_prefix("application/") {

@@ -11,6 +11,7 @@ use url::Url;
 use crate::{
     Claims, Clock, Error, JwksStatus, SystemClock,
     cache::{self, Cache, CacheConfig, Source},
+    dpop::{self, Binding, Presented},
     http,
     keys::KeySet,
     telemetry,
@@ -47,6 +48,8 @@ pub struct VerifierBuilder {
     connect_timeout: Duration,
     timeout: Duration,
     clock: Arc<dyn Clock>,
+    dpop_iat_window: Duration,
+    dpop_replay_capacity: usize,
 }
 
 impl Default for VerifierBuilder {
@@ -68,6 +71,8 @@ impl Default for VerifierBuilder {
             connect_timeout: Duration::from_secs(2),
             timeout: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
+            dpop_iat_window: Duration::from_secs(60),
+            dpop_replay_capacity: dpop::ReplayCache::DEFAULT_CAPACITY,
         }
     }
 }
@@ -162,6 +167,25 @@ impl VerifierBuilder {
         self
     }
 
+    /// How far a DPoP proof's `iat` may be from now, either side
+    /// (RFC 9449 §11.1); each proof's `jti` is remembered this long.
+    /// Defaults to 60 s.
+    pub fn dpop_iat_window(mut self, window: Duration) -> Self {
+        self.dpop_iat_window = window;
+        self
+    }
+
+    /// How many live DPoP proofs the replay cache holds; when it is full of
+    /// live proofs, new proofs are refused. Defaults to 100 000.
+    pub fn dpop_replay_capacity(mut self, capacity: usize) -> Self {
+        self.dpop_replay_capacity = capacity;
+        self
+    }
+
+    fn binding(&self) -> Binding {
+        Binding { iat_window: self.dpop_iat_window, replay: dpop::ReplayCache::new(self.dpop_replay_capacity) }
+    }
+
     fn policy(&self) -> Result<Policy, Error> {
         let issuer =
             self.issuer.clone().filter(|i| !i.is_empty()).ok_or_else(|| Error::config("issuer is required"))?;
@@ -215,8 +239,9 @@ impl VerifierBuilder {
             tracing::warn!(error = %e, "first JWKS fetch failed; retrying in the background");
         }
         let refresher = runtime.spawn(cache::refresher(Arc::downgrade(&cache), Arc::clone(&self.clock)));
+        let dpop = self.binding();
         Ok(Verifier {
-            inner: Arc::new(Inner { policy, cache, clock: self.clock, refresher: refresher.abort_handle() }),
+            inner: Arc::new(Inner { policy, cache, clock: self.clock, dpop, refresher: refresher.abort_handle() }),
         })
     }
 
@@ -229,7 +254,8 @@ impl VerifierBuilder {
         if keys.is_empty() {
             return Err(Error::config("the JWK set has no usable key"));
         }
-        Ok(OfflineVerifier { inner: Arc::new(OfflineInner { policy, keys, clock: self.clock }) })
+        let dpop = self.binding();
+        Ok(OfflineVerifier { inner: Arc::new(OfflineInner { policy, keys, clock: self.clock, dpop }) })
     }
 }
 
@@ -249,6 +275,7 @@ struct Inner {
     policy: Policy,
     cache: Arc<Cache>,
     clock: Arc<dyn Clock>,
+    dpop: Binding,
     refresher: tokio::task::AbortHandle,
 }
 
@@ -264,9 +291,35 @@ impl Verifier {
         VerifierBuilder::default()
     }
 
-    /// Verifies `token` and returns its claims.
+    /// Verifies `token` and returns its claims. A DPoP-bound token (with
+    /// `cnf.jkt`) is refused with [`Error::DpopBound`]: it is accepted only
+    /// through [`verify_dpop`](Self::verify_dpop).
     pub async fn verify(&self, token: &str) -> Result<Claims, Error> {
         self.verify_as(token).await
+    }
+
+    /// Verifies a DPoP-bound `token` presented with `Authorization: DPoP`
+    /// and the `DPoP` header `proof`, for a request of `method` to `url`
+    /// (the full URL the client addressed; query and fragment are ignored).
+    ///
+    /// The token passes every rule of [`verify`](Self::verify) and carries
+    /// `cnf.jkt`; the proof passes [`dpop::verify_proof`] with this
+    /// verifier's window and replay cache, its `ath` is the token's hash,
+    /// and its key's thumbprint is the token's `cnf.jkt` (RFC 9449 §7.1).
+    pub async fn verify_dpop(&self, token: &str, proof: &str, method: &str, url: &str) -> Result<Claims, Error> {
+        self.verify_dpop_token(token, proof, method, url).await.map(|v| v.claims)
+    }
+
+    /// [`verify_dpop`](Self::verify_dpop) with the claims deserialised into
+    /// `T`, and the `kid` and algorithm that verified the token.
+    pub async fn verify_dpop_token<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &str,
+        url: &str,
+    ) -> Result<Verified<T>, Error> {
+        record(self.verify_inner(token, Some(Presented { proof, method, url })).await)
     }
 
     /// Verifies `token` and deserialises its claims into `T`.
@@ -277,15 +330,21 @@ impl Verifier {
     /// Verifies `token` and returns its claims with the `kid` and
     /// algorithm that verified it.
     pub async fn verify_token<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, Error> {
-        record(self.verify_inner(token).await)
+        record(self.verify_inner(token, None).await)
     }
 
-    async fn verify_inner<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, Error> {
+    async fn verify_inner<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        presented: Option<Presented<'_>>,
+    ) -> Result<Verified<T>, Error> {
         let policy = &self.inner.policy;
         let unverified = token::parse(token, policy)?;
         let key = self.inner.cache.key(unverified.kid.as_deref()).await?;
         token::check_signature(&unverified, &key)?;
-        let claims = token::check_claims(&unverified.parts.payload, policy, self.inner.clock.now())?;
+        let now = self.inner.clock.now();
+        let claims = token::check_claims(&unverified.parts.payload, policy, now)?;
+        self.inner.dpop.check(&claims, token, presented, now)?;
         finish(claims, unverified.kid, key.algorithm())
     }
 
@@ -313,12 +372,32 @@ struct OfflineInner {
     policy: Policy,
     keys: KeySet,
     clock: Arc<dyn Clock>,
+    dpop: Binding,
 }
 
 impl OfflineVerifier {
-    /// Verifies `token` and returns its claims.
+    /// Verifies `token` and returns its claims. A DPoP-bound token is
+    /// refused with [`Error::DpopBound`] (see [`verify_dpop`](Self::verify_dpop)).
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
         self.verify_as(token)
+    }
+
+    /// Verifies a DPoP-bound `token` with its `DPoP` header `proof`, for a
+    /// request of `method` to `url`: see [`Verifier::verify_dpop`].
+    pub fn verify_dpop(&self, token: &str, proof: &str, method: &str, url: &str) -> Result<Claims, Error> {
+        self.verify_dpop_token(token, proof, method, url).map(|v| v.claims)
+    }
+
+    /// [`verify_dpop`](Self::verify_dpop) with the claims deserialised into
+    /// `T`, and the `kid` and algorithm.
+    pub fn verify_dpop_token<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &str,
+        url: &str,
+    ) -> Result<Verified<T>, Error> {
+        record(self.verify_inner(token, Some(Presented { proof, method, url })))
     }
 
     /// Verifies `token` and deserialises its claims into `T`.
@@ -328,10 +407,14 @@ impl OfflineVerifier {
 
     /// Verifies `token` and returns its claims with the `kid` and algorithm.
     pub fn verify_token<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, Error> {
-        record(self.verify_inner(token))
+        record(self.verify_inner(token, None))
     }
 
-    fn verify_inner<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, Error> {
+    fn verify_inner<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        presented: Option<Presented<'_>>,
+    ) -> Result<Verified<T>, Error> {
         let policy = &self.inner.policy;
         let unverified = token::parse(token, policy)?;
         let key = self
@@ -340,7 +423,9 @@ impl OfflineVerifier {
             .get(unverified.kid.as_deref())
             .ok_or_else(|| Error::UnknownKid { kid: unverified.kid.as_deref().map(crate::error::truncated) })?;
         token::check_signature(&unverified, key)?;
-        let claims = token::check_claims(&unverified.parts.payload, policy, self.inner.clock.now())?;
+        let now = self.inner.clock.now();
+        let claims = token::check_claims(&unverified.parts.payload, policy, now)?;
+        self.inner.dpop.check(&claims, token, presented, now)?;
         finish(claims, unverified.kid, key.algorithm())
     }
 }

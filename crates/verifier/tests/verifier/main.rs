@@ -4,6 +4,7 @@
 
 mod cache;
 mod cli;
+mod dpop;
 #[cfg(feature = "actix")]
 mod extractor;
 mod rules;

@@ -1,0 +1,503 @@
+//! DPoP proofs (RFC 9449): the check of a `DPoP` header, usable by a
+//! resource server on any framework, and by an authorization server at its
+//! token endpoint.
+//!
+//! [`verify_proof`] applies the rules of RFC 9449 §4.3 in this order: size,
+//! three strict base64url segments, a duplicate-free JSON header, `typ`
+//! `dpop+jwt`, `alg` RS256 or ES256 (never `none` or HMAC), no `crit`, a
+//! public `jwk` (a private member is refused), the signature with that key,
+//! then the claims: `htm` equal to the method, `htu` equal to the URL
+//! without query and fragment (after RFC 3986 §6.2.2/§6.2.3 normalisation:
+//! scheme and host case, default port, dot segments, empty path), `iat`
+//! within the window either side of now, `ath` (when an access token is
+//! given) equal to base64url(SHA-256(token)), and last a `jti` never seen
+//! within the window ([`ReplayGuard`]). It answers the RFC 7638 thumbprint
+//! of the proof key, to compare with the access token's `cnf.jkt` (§6.1).
+//!
+//! [`Verifier::verify_dpop`](crate::Verifier::verify_dpop) does all of this
+//! for a DPoP-bound access token, with the verifier's own replay cache.
+//!
+//! ```
+//! use std::time::{Duration, UNIX_EPOCH};
+//! use jwks_jose::{Algorithm, SigningKey, compact};
+//! use jwks_verifier::dpop::{self, ReplayCache, Request};
+//!
+//! // The client's proof key and a proof for `GET https://api.example/data`.
+//! let key = SigningKey::from_pkcs8(Algorithm::ES256, &SigningKey::generate(Algorithm::ES256, 2048)?)?;
+//! let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk()});
+//! let claims = serde_json::json!({
+//!     "jti": "e1j3V_bKic8-LAEB", "htm": "GET", "htu": "https://api.example/data",
+//!     "iat": 1_700_000_000, "ath": dpop::ath("an-access-token"),
+//! });
+//! let proof = compact::sign(&key, header.to_string().as_bytes(), claims.to_string().as_bytes())?;
+//!
+//! // The resource server's check.
+//! let replay = ReplayCache::default();
+//! let now = UNIX_EPOCH + Duration::from_secs(1_700_000_010);
+//! let request = Request {
+//!     method: "GET",
+//!     url: "https://API.example:443/data?page=2",
+//!     access_token: Some("an-access-token"),
+//! };
+//! let proof_key = dpop::verify_proof(&proof, &request, now, Duration::from_secs(60), &replay)?;
+//! assert_eq!(proof_key.jkt, jwks_jose::thumbprint(&key.public_jwk())?);
+//!
+//! // The same proof again is a replay.
+//! let again = dpop::verify_proof(&proof, &request, now, Duration::from_secs(60), &replay);
+//! assert_eq!(again.unwrap_err().code(), "invalid_dpop_proof");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::Mutex,
+    time::{Duration, SystemTime},
+};
+
+use jwks_jose::{Algorithm, Jwk, b64, compact, crypto};
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::{Error, claims::numeric_date_value, clock::unix_seconds, error::truncated, json::parse_object};
+
+/// The largest proof accepted, in bytes.
+pub const MAX_PROOF_LEN: usize = 8 * 1024;
+
+/// The longest `jti` accepted, in characters.
+pub const MAX_JTI_LEN: usize = 256;
+
+/// The proof algorithms accepted (`dpop_signing_alg_values_supported`).
+pub const ALGORITHMS: [Algorithm; 2] = [Algorithm::ES256, Algorithm::RS256];
+
+/// The required header `typ` of a proof (RFC 9449 §4.2).
+pub const PROOF_TYPE: &str = "dpop+jwt";
+
+/// JWK members that only a private or symmetric key has (RFC 7518 §6.2.2,
+/// §6.3.2, §6.4).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// Why a DPoP proof was refused (the context of
+/// [`Error::InvalidDpopProof`]). `Display` is a precise, client-safe
+/// description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProofError {
+    /// Not a compact JWS of strict base64url, or not JSON objects, or
+    /// duplicate member names, or a claim of the wrong type.
+    Malformed(String),
+    /// Longer than [`MAX_PROOF_LEN`].
+    TooLarge {
+        /// The proof's length.
+        len: usize,
+    },
+    /// The header `typ` is not `dpop+jwt`.
+    WrongType,
+    /// The header `alg` is not RS256 or ES256.
+    UnsupportedAlg(String),
+    /// The header has `crit`.
+    UnsupportedCrit,
+    /// The header has no `jwk`, or it is not a usable RS256/ES256 public key
+    /// for the header's `alg`.
+    BadKey(String),
+    /// The header's `jwk` carries private or symmetric key material.
+    PrivateKey,
+    /// The signature does not verify with the header's `jwk`.
+    BadSignature,
+    /// A required claim is missing.
+    MissingClaim(&'static str),
+    /// `htm` is not the request's method.
+    WrongMethod,
+    /// `htu` is not the request's URL.
+    WrongUrl,
+    /// `iat` is older than the window.
+    Stale {
+        /// The proof's `iat`.
+        iat: u64,
+        /// The verifier's time.
+        now: u64,
+    },
+    /// `iat` is later than the window.
+    Future {
+        /// The proof's `iat`.
+        iat: u64,
+        /// The verifier's time.
+        now: u64,
+    },
+    /// `ath` is not the hash of the access token presented.
+    WrongAth,
+    /// The proof key is not the key the access token is bound to (`cnf.jkt`).
+    KeyMismatch,
+    /// The `jti` was already used within the window.
+    Replayed,
+    /// The replay cache is full of live entries: refused to stay safe.
+    ReplayCacheFull,
+}
+
+impl fmt::Display for ProofError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProofError::Malformed(r) => write!(f, "malformed DPoP proof: {r}"),
+            ProofError::TooLarge { len } => write!(f, "DPoP proof of {len} bytes exceeds {MAX_PROOF_LEN}"),
+            ProofError::WrongType => write!(f, "DPoP proof `typ` must be `{PROOF_TYPE}`"),
+            ProofError::UnsupportedAlg(a) => write!(f, "DPoP proof algorithm `{a}` is not ES256 or RS256"),
+            ProofError::UnsupportedCrit => f.write_str("DPoP proof has critical header extensions"),
+            ProofError::BadKey(r) => write!(f, "DPoP proof `jwk` is not usable: {r}"),
+            ProofError::PrivateKey => f.write_str("DPoP proof `jwk` carries private key material"),
+            ProofError::BadSignature => f.write_str("DPoP proof signature does not verify with its `jwk`"),
+            ProofError::MissingClaim(c) => write!(f, "DPoP proof lacks the `{c}` claim"),
+            ProofError::WrongMethod => f.write_str("DPoP proof `htm` does not match the request method"),
+            ProofError::WrongUrl => f.write_str("DPoP proof `htu` does not match the request URL"),
+            ProofError::Stale { iat, now } => write!(f, "DPoP proof `iat` {iat} is too old (now {now})"),
+            ProofError::Future { iat, now } => write!(f, "DPoP proof `iat` {iat} is in the future (now {now})"),
+            ProofError::WrongAth => f.write_str("DPoP proof `ath` does not match the access token"),
+            ProofError::KeyMismatch => f.write_str("DPoP proof key is not the key the access token is bound to"),
+            ProofError::Replayed => f.write_str("DPoP proof `jti` was already used"),
+            ProofError::ReplayCacheFull => f.write_str("DPoP proof cannot be checked for replay now"),
+        }
+    }
+}
+
+impl From<ProofError> for Error {
+    fn from(reason: ProofError) -> Self {
+        Error::InvalidDpopProof { reason }
+    }
+}
+
+/// The request a proof must match.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The HTTP method, compared exactly with `htm` (`"GET"`).
+    pub method: &'a str,
+    /// The full URL the request was sent to, as the client addressed it
+    /// (`https://api.example/data?x=1`); query and fragment are ignored.
+    pub url: &'a str,
+    /// The access token presented with the proof, if any; the proof's `ath`
+    /// must then be its hash. `None` at a token endpoint.
+    pub access_token: Option<&'a str>,
+}
+
+/// A verified proof: the key that signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProofKey {
+    /// The RFC 7638 thumbprint of the proof key: the `cnf.jkt` of a token
+    /// bound to it (RFC 9449 §6.1).
+    pub jkt: String,
+    /// The proof's algorithm.
+    pub alg: Algorithm,
+    /// The proof's `jti`.
+    pub jti: String,
+    /// The proof's `iat`.
+    pub iat: u64,
+}
+
+/// Why a [`ReplayGuard`] refused an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// The id was recorded before and has not expired.
+    Seen,
+    /// The store is full of live ids.
+    Full,
+}
+
+/// A single-use record of proof ids. [`verify_proof`] records each
+/// accepted proof until its `iat` leaves the window.
+pub trait ReplayGuard: Send + Sync {
+    /// Records `id` until `until` (seconds since the epoch); refuses it if
+    /// it is already recorded and `now` is before its expiry.
+    fn check_and_insert(&self, id: &str, until: u64, now: u64) -> Result<(), Replay>;
+}
+
+/// A bounded in-memory [`ReplayGuard`]: when full of live ids it refuses
+/// new ones (fails closed) rather than forgetting any.
+#[derive(Debug)]
+pub struct ReplayCache {
+    capacity: usize,
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+impl ReplayCache {
+    /// The default capacity: 100 000 live proofs.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
+    /// A cache holding at most `capacity` live ids.
+    pub fn new(capacity: usize) -> Self {
+        ReplayCache { capacity, seen: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl Default for ReplayCache {
+    /// A cache of [`ReplayCache::DEFAULT_CAPACITY`] ids.
+    fn default() -> Self {
+        ReplayCache::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+impl ReplayGuard for ReplayCache {
+    fn check_and_insert(&self, id: &str, until: u64, now: u64) -> Result<(), Replay> {
+        let Ok(mut seen) = self.seen.lock() else { return Err(Replay::Full) };
+        if seen.get(id).is_some_and(|&t| t > now) {
+            return Err(Replay::Seen);
+        }
+        if seen.len() >= self.capacity {
+            seen.retain(|_, &mut t| t > now);
+            if seen.len() >= self.capacity {
+                return Err(Replay::Full);
+            }
+        }
+        seen.insert(id.to_owned(), until);
+        Ok(())
+    }
+}
+
+/// The `ath` of an access token: base64url(SHA-256(token)) (RFC 9449 §4.2).
+pub fn ath(access_token: &str) -> String {
+    b64::encode(crypto::sha256(access_token.as_bytes()))
+}
+
+/// Checks a DPoP proof against `request` at `now`, accepting an `iat` up to
+/// `iat_window` either side, and records its `jti` in `replay`.
+///
+/// Every refusal is [`Error::InvalidDpopProof`] (code `invalid_dpop_proof`)
+/// with a [`ProofError`] saying why. The caller compares the answered
+/// [`ProofKey::jkt`] with the access token's `cnf.jkt`, or binds a new token
+/// to it.
+pub fn verify_proof(
+    proof: &str,
+    request: &Request<'_>,
+    now: SystemTime,
+    iat_window: Duration,
+    replay: &dyn ReplayGuard,
+) -> Result<ProofKey, Error> {
+    let checked = check_proof(proof, request, unix_seconds(now), iat_window.as_secs())?;
+    Ok(record(checked, unix_seconds(now), iat_window.as_secs(), replay)?)
+}
+
+/// Every check but the replay.
+fn check_proof(proof: &str, request: &Request<'_>, now: u64, window: u64) -> Result<ProofKey, ProofError> {
+    if proof.len() > MAX_PROOF_LEN {
+        return Err(ProofError::TooLarge { len: proof.len() });
+    }
+    let parts = compact::split(proof, MAX_PROOF_LEN).map_err(|e| ProofError::Malformed(e.to_string()))?;
+    let header = parse_object(&parts.header).map_err(|e| ProofError::Malformed(format!("header: {e}")))?;
+    if !matches!(header.get("typ"), Some(Value::String(t)) if crate::token::type_matches(t, PROOF_TYPE)) {
+        return Err(ProofError::WrongType);
+    }
+    let alg = match header.get("alg") {
+        Some(Value::String(name)) => name
+            .parse::<Algorithm>()
+            .ok()
+            .filter(|a| ALGORITHMS.contains(a))
+            .ok_or_else(|| ProofError::UnsupportedAlg(truncated(name)))?,
+        Some(_) => return Err(ProofError::Malformed("header `alg` is not a string".into())),
+        None => return Err(ProofError::Malformed("header has no `alg`".into())),
+    };
+    if header.contains_key("crit") {
+        return Err(ProofError::UnsupportedCrit);
+    }
+    let jwk = public_jwk(&header)?;
+    let key = jwk.verifying_key().map_err(|e| ProofError::BadKey(e.to_string()))?;
+    if key.algorithm() != alg {
+        return Err(ProofError::BadKey(format!("a {} key cannot verify {alg}", jwk.kty)));
+    }
+    key.verify(parts.signing_input.as_bytes(), &parts.signature).map_err(|_| ProofError::BadSignature)?;
+    let jkt = jwks_jose::thumbprint(&jwk).map_err(|e| ProofError::BadKey(e.to_string()))?;
+
+    let claims = parse_object(&parts.payload).map_err(|e| ProofError::Malformed(format!("claims: {e}")))?;
+    let jti = string_claim(&claims, "jti")?;
+    if jti.is_empty() || jti.chars().count() > MAX_JTI_LEN {
+        return Err(ProofError::Malformed(format!("`jti` must be 1 to {MAX_JTI_LEN} characters")));
+    }
+    if string_claim(&claims, "htm")? != request.method {
+        return Err(ProofError::WrongMethod);
+    }
+    if !same_url(string_claim(&claims, "htu")?, request.url) {
+        return Err(ProofError::WrongUrl);
+    }
+    let iat = match claims.get("iat") {
+        None => return Err(ProofError::MissingClaim("iat")),
+        Some(v) => numeric_date_value(v).ok_or_else(|| ProofError::Malformed("`iat` is not a NumericDate".into()))?,
+    };
+    if iat < now.saturating_sub(window) {
+        return Err(ProofError::Stale { iat, now });
+    }
+    if iat > now.saturating_add(window) {
+        return Err(ProofError::Future { iat, now });
+    }
+    if let Some(token) = request.access_token {
+        let found = string_claim(&claims, "ath")?;
+        // Both sides are public values; a plain comparison leaks nothing.
+        if found != ath(token) {
+            return Err(ProofError::WrongAth);
+        }
+    }
+    Ok(ProofKey { jkt, alg, jti: jti.to_owned(), iat })
+}
+
+/// Records the proof's `jti`, namespaced by its key, until its `iat`
+/// leaves the window (after which the proof is stale anyway).
+fn record(proof: ProofKey, now: u64, window: u64, replay: &dyn ReplayGuard) -> Result<ProofKey, ProofError> {
+    let mut input = Vec::with_capacity(proof.jkt.len() + 1 + proof.jti.len());
+    input.extend_from_slice(proof.jkt.as_bytes());
+    input.push(0);
+    input.extend_from_slice(proof.jti.as_bytes());
+    let id = format!("dpop:{}", b64::encode(crypto::sha256(&input)));
+    let until = proof.iat.saturating_add(window).saturating_add(1);
+    match replay.check_and_insert(&id, until, now) {
+        Ok(()) => Ok(proof),
+        Err(Replay::Seen) => Err(ProofError::Replayed),
+        Err(Replay::Full) => {
+            tracing::warn!("DPoP replay cache full of live proofs; refusing proofs");
+            Err(ProofError::ReplayCacheFull)
+        }
+    }
+}
+
+/// The header's `jwk` as a public key: private members are refused before
+/// anything else reads it.
+fn public_jwk(header: &Map<String, Value>) -> Result<Jwk, ProofError> {
+    let value = match header.get("jwk") {
+        Some(Value::Object(members)) => {
+            if PRIVATE_MEMBERS.iter().any(|m| members.contains_key(*m)) {
+                return Err(ProofError::PrivateKey);
+            }
+            Value::Object(members.clone())
+        }
+        Some(_) => return Err(ProofError::BadKey("`jwk` is not a JSON object".into())),
+        None => return Err(ProofError::BadKey("the header has no `jwk`".into())),
+    };
+    let jwk: Jwk = serde_json::from_value(value).map_err(|e| ProofError::BadKey(truncated(&e.to_string())))?;
+    if jwk.has_private_parts() {
+        return Err(ProofError::PrivateKey);
+    }
+    Ok(jwk)
+}
+
+fn string_claim<'a>(claims: &'a Map<String, Value>, name: &'static str) -> Result<&'a str, ProofError> {
+    match claims.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(ProofError::Malformed(format!("`{name}` is not a string"))),
+        None => Err(ProofError::MissingClaim(name)),
+    }
+}
+
+/// Whether two http(s) URLs are the same resource, ignoring query and
+/// fragment (RFC 9449 §4.3 step 9). Parsing applies the syntax- and
+/// scheme-based normalisations of RFC 3986 §6.2.2 and §6.2.3: lowercase
+/// scheme and host, no default port, resolved dot segments, `/` for an
+/// empty path.
+pub fn same_url(htu: &str, url: &str) -> bool {
+    match (normalised(htu), normalised(url)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn normalised(s: &str) -> Option<String> {
+    let mut url = Url::parse(s).ok()?;
+    if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+        return None;
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url.into())
+}
+
+/// The DPoP settings and replay cache of one verifier.
+#[derive(Debug)]
+pub(crate) struct Binding {
+    pub(crate) iat_window: Duration,
+    pub(crate) replay: ReplayCache,
+}
+
+/// A proof presented with an access token, and the request it came with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Presented<'a> {
+    pub(crate) proof: &'a str,
+    pub(crate) method: &'a str,
+    pub(crate) url: &'a str,
+}
+
+impl Binding {
+    /// Enforces the token's confirmation (`cnf`, RFC 7800): a token bound to
+    /// a key (`cnf.jkt`) needs a proof by that key for this request; a
+    /// token without `cnf` must come without a proof. Any other
+    /// confirmation method cannot be enforced here, so it is refused.
+    pub(crate) fn check(
+        &self,
+        claims: &Map<String, Value>,
+        token: &str,
+        presented: Option<Presented<'_>>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let jkt = match claims.get("cnf") {
+            None => None,
+            Some(Value::Object(cnf)) => match cnf.get("jkt") {
+                Some(Value::String(jkt)) => Some(jkt),
+                Some(_) => return Err(Error::invalid_claim("`cnf.jkt` is not a string")),
+                None => return Err(Error::invalid_claim("`cnf` has no confirmation method this verifier enforces")),
+            },
+            Some(_) => return Err(Error::invalid_claim("`cnf` is not an object")),
+        };
+        match (jkt, presented) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(Error::DpopBound),
+            (None, Some(_)) => Err(Error::NotDpopBound),
+            (Some(jkt), Some(p)) => {
+                let request = Request { method: p.method, url: p.url, access_token: Some(token) };
+                let key = verify_proof(p.proof, &request, now, self.iat_window, &self.replay)?;
+                if key.jkt == *jkt { Ok(()) } else { Err(ProofError::KeyMismatch.into()) }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_compare_without_query_fragment_case_or_default_port() {
+        let base = "https://server.example.com/token";
+        for same in [
+            "https://server.example.com/token",
+            "HTTPS://Server.Example.COM/token",
+            "https://server.example.com:443/token",
+            "https://server.example.com/token?x=1",
+            "https://server.example.com/token#frag",
+            "https://server.example.com/a/../token",
+        ] {
+            assert!(same_url(base, same), "{same}");
+        }
+        for other in [
+            "http://server.example.com/token",
+            "https://server.example.com:8443/token",
+            "https://server.example.com/Token",
+            "https://server.example.com/token/",
+            "https://other.example.com/token",
+            "not a url",
+            "urn:x:y",
+        ] {
+            assert!(!same_url(base, other), "{other}");
+        }
+        assert!(same_url("http://127.0.0.1:8080", "http://127.0.0.1:8080/"));
+    }
+
+    #[test]
+    fn the_replay_cache_is_single_use_and_bounded() {
+        let c = ReplayCache::new(2);
+        assert_eq!(c.check_and_insert("a", 100, 10), Ok(()));
+        assert_eq!(c.check_and_insert("a", 100, 50), Err(Replay::Seen));
+        assert_eq!(c.check_and_insert("b", 100, 50), Ok(()));
+        assert_eq!(c.check_and_insert("c", 100, 50), Err(Replay::Full), "full of live ids: fail closed");
+        assert_eq!(c.check_and_insert("c", 200, 100), Ok(()), "expired ids are pruned when full");
+        assert_eq!(c.check_and_insert("a", 200, 100), Ok(()));
+    }
+
+    #[test]
+    fn ath_is_base64url_sha256_of_the_token() {
+        // RFC 9449 §7.1's example: the token and its `ath`.
+        assert_eq!(ath("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"), "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo");
+    }
+}
