@@ -151,7 +151,6 @@ async fn authenticate(
         Some(v) => Some(request::parse_basic(v.as_bytes())?),
         None => None,
     };
-    let tried_basic = basic.is_some();
     let BasicCredentials { id, secret } = match (basic, &form.client_secret) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::InvalidRequest(
@@ -175,11 +174,10 @@ async fn authenticate(
         (None, None) => {
             return Err(OAuthError::InvalidClient {
                 description: "client authentication required (client_secret_basic or client_secret_post)".into(),
-                basic: false,
             });
         }
     };
-    let fail = || OAuthError::InvalidClient { description: "client authentication failed".into(), basic: tried_basic };
+    let fail = || OAuthError::InvalidClient { description: "client authentication failed".into() };
     if id.len() > 256 || secret.len() > 1024 {
         return Err(fail());
     }
@@ -214,7 +212,7 @@ async fn authenticate_assertion(
             "use one client authentication method: a client assertion, Basic or client_secret, not several".into(),
         ));
     }
-    let fail = |d: String| OAuthError::InvalidClient { description: d, basic: false };
+    let fail = |d: String| OAuthError::InvalidClient { description: d };
     if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
         return Err(fail(format!("client_assertion_type must be {JWT_BEARER}")));
     }

@@ -14,13 +14,13 @@ pub enum OAuthError {
     /// authentication methods at once.
     #[error("invalid_request")]
     InvalidRequest(String),
-    /// Client authentication failed. Always 401.
+    /// Client authentication failed. Always 401, always with a
+    /// `WWW-Authenticate: Basic` challenge (RFC 7235 §3.1 requires one on
+    /// every 401; RFC 6749 §5.2 requires it when Basic was tried).
     #[error("invalid_client")]
     InvalidClient {
         /// What failed, without saying whether the client exists.
         description: String,
-        /// Basic was tried: answer with `WWW-Authenticate: Basic`.
-        basic: bool,
     },
     /// A grant type other than `client_credentials`.
     #[error("unsupported_grant_type")]
@@ -94,7 +94,7 @@ impl ResponseError for OAuthError {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
         match self {
-            OAuthError::InvalidClient { basic: true, .. } => {
+            OAuthError::InvalidClient { .. } => {
                 res.insert_header((header::WWW_AUTHENTICATE, format!("Basic realm=\"{REALM}\"")));
             }
             OAuthError::Throttled { retry_after } => {

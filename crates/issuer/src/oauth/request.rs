@@ -61,6 +61,10 @@ impl TokenForm {
                 // RFC 6749 §3.2: unknown parameters are ignored.
                 _ => continue,
             };
+            if slot.is_some() && name == "resource" {
+                // RFC 8707 §2 allows several; these tokens carry one audience.
+                return Err(OAuthError::InvalidTarget("one `resource` per token request".into()));
+            }
             if slot.is_some() {
                 return Err(OAuthError::InvalidRequest(format!("parameter `{name}` is repeated")));
             }
@@ -90,17 +94,14 @@ impl std::fmt::Debug for BasicCredentials {
 /// Parses an `Authorization` header value for Basic client credentials:
 /// base64 of `form-urlencode(id) ":" form-urlencode(secret)` (RFC 6749 §2.3.1).
 pub fn parse_basic(value: &[u8]) -> Result<BasicCredentials, OAuthError> {
-    let fail = |d: &str| OAuthError::InvalidClient { description: d.into(), basic: true };
+    let fail = |d: &str| OAuthError::InvalidClient { description: d.into() };
     if value.len() > MAX_AUTHORIZATION {
         return Err(fail("Authorization header too long"));
     }
     let value = std::str::from_utf8(value).map_err(|_| fail("malformed Basic credentials"))?;
     let (scheme, rest) = value.split_once(' ').ok_or_else(|| fail("malformed Authorization header"))?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::InvalidClient {
-            description: "unsupported authentication scheme; use Basic".into(),
-            basic: true,
-        });
+        return Err(OAuthError::InvalidClient { description: "unsupported authentication scheme; use Basic".into() });
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(rest.trim())
@@ -155,7 +156,7 @@ mod tests {
     #[test]
     fn malformed_basic_headers_are_invalid_client() {
         for bad in ["Basic", "Basic !!!", "Bearer abc", &basic("no-colon"), &basic(":secret"), &"B".repeat(5000)] {
-            assert!(matches!(parse_basic(bad.as_bytes()), Err(OAuthError::InvalidClient { basic: true, .. })), "{bad}");
+            assert!(matches!(parse_basic(bad.as_bytes()), Err(OAuthError::InvalidClient { .. })), "{bad}");
         }
         assert!(parse_basic(b"Basic \xff\xfe").is_err());
     }

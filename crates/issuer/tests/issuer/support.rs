@@ -162,7 +162,12 @@ impl Fixture {
 
     /// A fixture over `keyring` with `keys.algorithms = algorithms`.
     pub(crate) fn with(keyring: Arc<Keyring>, algorithms: &str) -> Self {
-        let config = Arc::new(parse_config(&config_text(Path::new("/nonexistent-test-keys"), algorithms)));
+        Self::from_text(keyring, &config_text(Path::new("/nonexistent-test-keys"), algorithms))
+    }
+
+    /// A fixture over `keyring` with the configuration `text`.
+    pub(crate) fn from_text(keyring: Arc<Keyring>, text: &str) -> Self {
+        let config = Arc::new(parse_config(text));
         let clock = ManualClock::new(real_now());
         let shared: SharedClock = Arc::new(clock.clone());
         let state = web::Data::new(AppState::new(config, keyring, shared).unwrap());
@@ -206,12 +211,25 @@ impl Fixture {
 
     /// `POST /token` with a form `body` and optional `Authorization`.
     pub(crate) async fn token(&self, body: &str, authorization: Option<&str>) -> Reply {
+        self.token_from(body, authorization, None).await
+    }
+
+    /// `POST /token` as [`Fixture::token`], from the peer address `peer`.
+    pub(crate) async fn token_from(
+        &self,
+        body: &str,
+        authorization: Option<&str>,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Reply {
         let mut req = test::TestRequest::post()
             .uri("/token")
             .insert_header(("content-type", "application/x-www-form-urlencoded"))
             .set_payload(body.to_string());
         if let Some(a) = authorization {
             req = req.insert_header(("authorization", a));
+        }
+        if let Some(p) = peer {
+            req = req.peer_addr(p);
         }
         self.call(req).await
     }

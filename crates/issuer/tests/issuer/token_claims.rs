@@ -119,7 +119,7 @@ async fn jti_is_unique_across_1000_tokens() {
 }
 
 impl Fixture {
-    fn clock_now(&self) -> u64 {
+    pub(crate) fn clock_now(&self) -> u64 {
         use jwks_issuer::clock::Clock;
         self.clock.now()
     }

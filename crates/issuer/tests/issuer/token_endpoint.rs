@@ -235,12 +235,13 @@ async fn www_authenticate_basic_is_sent_when_basic_was_tried() {
     }
 }
 
+/// RFC 7235 §3.1: every 401 carries a challenge, whatever was tried.
 #[actix_web::test]
-async fn www_authenticate_is_absent_for_client_secret_post() {
+async fn www_authenticate_is_sent_on_every_401() {
     let f = Fixture::new();
     let r = f.token(&cc(&post_creds("svc", "wrong")), None).await;
     r.assert_error(401, "invalid_client");
-    assert_eq!(r.header("www-authenticate"), None);
+    assert!(r.header("www-authenticate").is_some_and(|c| c.starts_with("Basic realm=\"")));
 }
 
 #[actix_web::test]
@@ -257,7 +258,7 @@ async fn no_credentials_is_invalid_client_401() {
     let f = Fixture::new();
     let r = f.token(&cc(""), None).await;
     r.assert_error(401, "invalid_client");
-    assert_eq!(r.header("www-authenticate"), None);
+    assert!(r.header("www-authenticate").is_some());
     // A client_id alone is no authentication (no public clients).
     f.token(&cc("client_id=svc"), None).await.assert_error(401, "invalid_client");
 }
@@ -330,13 +331,20 @@ async fn a_missing_grant_type_is_invalid_request() {
     f.token("grant_type=", Some(&svc())).await.assert_error(400, "invalid_request");
 }
 
+/// RFC 8707 §2 allows several `resource`s; these tokens carry one audience.
+#[actix_web::test]
+async fn several_resources_are_invalid_target() {
+    let f = Fixture::new();
+    let r = f.token(&cc("resource=https%3A%2F%2Fapi.example.test&resource=b"), Some(&svc())).await;
+    r.assert_error(400, "invalid_target");
+}
+
 #[actix_web::test]
 async fn a_repeated_parameter_is_invalid_request() {
     let f = Fixture::new();
     for body in [
         "grant_type=client_credentials&grant_type=client_credentials".to_string(),
         cc("scope=read&scope=write"),
-        cc("resource=a&resource=b"),
         cc("audience=a&audience=a"),
         format!("{}&client_id=svc", cc(&post_creds("svc", SECRET))),
         format!("{}&client_secret=x", cc(&post_creds("svc", SECRET))),
