@@ -15,6 +15,8 @@ mod common;
 mod config;
 #[path = "e2e/interop.rs"]
 mod interop;
+#[path = "e2e/private_key_jwt.rs"]
+mod private_key_jwt;
 #[path = "e2e/revoke.rs"]
 mod revoke;
 #[path = "e2e/rotation.rs"]

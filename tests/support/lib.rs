@@ -177,11 +177,33 @@ pub struct IssuerOptions {
     pub rotation_period: &'static str,
     /// `tokens.ttl`.
     pub ttl: &'static str,
+    /// TOML appended to the config (more clients, say).
+    pub extra_toml: String,
+    /// Files written beside the config before start: (name, contents).
+    pub files: Vec<(String, String)>,
+    /// `keys.retire_grace`.
+    pub retire_grace: &'static str,
+    /// Whether the brute-force limits are on (`false` writes
+    /// `[throttle] burst = 0`, for tests that issue many tokens).
+    pub throttle: bool,
+    /// A key folder to use instead of a fresh one in the issuer's temporary
+    /// folder (two servers on one folder, a folder on a tiny tmpfs).
+    pub keys_dir: Option<PathBuf>,
 }
 
 impl Default for IssuerOptions {
     fn default() -> Self {
-        IssuerOptions { publish_ahead: "2s", max_age: "1s", rotation_period: "1h", ttl: "5m" }
+        IssuerOptions {
+            publish_ahead: "2s",
+            max_age: "1s",
+            rotation_period: "1h",
+            ttl: "5m",
+            extra_toml: String::new(),
+            files: Vec::new(),
+            retire_grace: "1m",
+            throttle: true,
+            keys_dir: None,
+        }
     }
 }
 
@@ -195,6 +217,7 @@ pub struct Issuer {
     /// The key folder.
     pub keys_dir: PathBuf,
     log: PathBuf,
+    opts: IssuerOptions,
     process: ChildGuard,
     // Dropped last: the folder outlives the process.
     _dir: tempfile::TempDir,
@@ -205,53 +228,61 @@ impl Issuer {
     /// `/readyz` answers 200 (a signing key for every algorithm).
     pub fn start(opts: &IssuerOptions) -> Issuer {
         let dir = tempfile::Builder::new().prefix("jwks-e2e-").tempdir().expect("temp dir");
-        let keys_dir = dir.path().join("keys");
+        let keys_dir = opts.keys_dir.clone().unwrap_or_else(|| dir.path().join("keys"));
         let config = dir.path().join("issuer.toml");
         let log = dir.path().join("issuer.log");
-        let hash = secret_hash();
         let mut last_error = String::new();
         // A port released by free_port() can be taken by another process
         // before the issuer binds it: try a few.
         for _ in 0..3 {
-            let port = free_port();
-            let url = format!("http://127.0.0.1:{port}");
-            let text = config_toml(&url, &keys_dir, &hash, opts);
-            std::fs::write(&config, text).expect("write config");
-            let log_file = std::fs::File::create(&log).expect("log file");
-            let child = Command::new(bin("jwks-issuer"))
-                .arg("--config")
-                .arg(&config)
-                .arg("serve")
-                .env("JWKS_ISSUER_LISTEN", format!("127.0.0.1:{port}"))
-                .env_remove("JWKS_ISSUER_CONFIG")
-                .env_remove("JWKS_ISSUER_ISSUER")
-                .env_remove("JWKS_ISSUER_KEYS_DIR")
-                .env_remove("JWKS_ISSUER_KEK")
-                .env_remove("JWKS_ISSUER_TOKENS_TTL")
-                .env("RUST_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone().expect("log file"))
-                .stderr(log_file)
-                .spawn()
-                .expect("spawn jwks-issuer serve");
-            let mut process = ChildGuard::new(child);
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-            let deadline = Instant::now() + START_TIMEOUT;
-            loop {
-                if let Some(status) = process.try_wait() {
-                    last_error = format!("jwks-issuer serve exited with {status}:\n{}", read_log(&log));
-                    break;
-                }
-                if http_get(addr, "/readyz").is_some_and(|(status, _)| status == 200) {
-                    return Issuer { url, config, keys_dir, log, process, _dir: dir };
-                }
-                if Instant::now() > deadline {
-                    panic!("jwks-issuer was not ready within {START_TIMEOUT:?}:\n{}", read_log(&log));
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            let url = format!("http://127.0.0.1:{}", free_port());
+            let mut process = launch(&url, &config, &keys_dir, &log, opts);
+            match wait_ready(&mut process, &url, &log, START_TIMEOUT) {
+                Ok(()) => return Issuer { url, config, keys_dir, log, opts: opts.clone(), process, _dir: dir },
+                Err(e) => last_error = e,
             }
         }
         panic!("could not start jwks-issuer: {last_error}");
+    }
+
+    /// Kills the server with SIGKILL (`kill -9`: no shutdown code runs) and
+    /// reaps it.
+    pub fn kill9(&mut self) {
+        let child = self.process.child();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The server's process id (while it runs).
+    pub fn pid(&mut self) -> u32 {
+        self.process.child().id()
+    }
+
+    /// Starts `serve` again on the same config, key folder and port (a new
+    /// port if that one was taken meanwhile), without waiting for it; the
+    /// log is appended to. The previous process must be gone ([`Issuer::kill9`]).
+    pub fn respawn(&mut self) {
+        assert!(self.process.try_wait().is_some(), "respawn: the previous server still runs");
+        self.process = launch(&self.url, &self.config, &self.keys_dir, &self.log, &self.opts);
+    }
+
+    /// Waits until `/readyz` answers 200; `Err` when the process exited.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        wait_ready(&mut self.process, &self.url, &self.log, timeout)
+    }
+
+    /// Kills the server, starts it again on the same folder and waits until
+    /// it is ready (on a new port if the old one cannot be bound).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.respawn();
+        if let Err(e) = self.wait_ready(START_TIMEOUT) {
+            // The port was taken meanwhile: move to another one.
+            eprintln!("e2e: restart on {} failed ({e}); trying another port", self.url);
+            self.url = format!("http://127.0.0.1:{}", free_port());
+            self.respawn();
+            self.wait_ready(START_TIMEOUT).unwrap_or_else(|e| panic!("could not restart jwks-issuer: {e}"));
+        }
     }
 
     /// `127.0.0.1:PORT`.
@@ -321,9 +352,62 @@ impl Issuer {
         read_log(&self.log)
     }
 
+    /// The server's whole log, every restart included.
+    pub fn full_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         self.process.try_wait().is_none()
+    }
+}
+
+/// Writes the config for `url` and spawns `serve` on its port, its output
+/// appended to `log`.
+fn launch(url: &str, config: &Path, keys_dir: &Path, log: &Path, opts: &IssuerOptions) -> ChildGuard {
+    let port = url.rsplit(':').next().expect("url has a port");
+    std::fs::write(config, config_toml(url, keys_dir, &secret_hash(), opts) + &opts.extra_toml).expect("write config");
+    for (name, contents) in &opts.files {
+        let beside = config.parent().expect("config has a folder").join(name);
+        std::fs::write(beside, contents).expect("write file beside the config");
+    }
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    let child = Command::new(bin("jwks-issuer"))
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .env("JWKS_ISSUER_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("JWKS_ISSUER_CONFIG")
+        .env_remove("JWKS_ISSUER_ISSUER")
+        .env_remove("JWKS_ISSUER_KEYS_DIR")
+        .env_remove("JWKS_ISSUER_KEK")
+        .env_remove("JWKS_ISSUER_TOKENS_TTL")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn jwks-issuer serve");
+    ChildGuard::new(child)
+}
+
+/// Waits until the server at `url` answers `/readyz` with 200: `Err` with
+/// its log when it exits first, a panic after `timeout`.
+fn wait_ready(process: &mut ChildGuard, url: &str, log: &Path, timeout: Duration) -> Result<(), String> {
+    let addr: SocketAddr = url.trim_start_matches("http://").parse().expect("addr");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = process.try_wait() {
+            return Err(format!("jwks-issuer serve exited with {status}:\n{}", read_log(log)));
+        }
+        if http_get(addr, "/readyz").is_some_and(|(status, _)| status == 200) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            panic!("jwks-issuer was not ready within {timeout:?}:\n{}", read_log(log));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -347,7 +431,7 @@ algorithms = ["ES256", "RS256"]
 rsa_bits = 2048
 rotation_period = "{rotation_period}"
 publish_ahead = "{publish_ahead}"
-retire_grace = "1m"
+retire_grace = "{retire_grace}"
 
 [jwks]
 max_age = "{max_age}"
@@ -369,7 +453,9 @@ secret_hash = "{hash}"
 scopes = [{scopes}]
 audiences = ["{AUDIENCE}"]
 algorithm = "RS256"
-"#,
+{throttle}"#,
+        throttle = if o.throttle { "" } else { "\n[throttle]\nburst = 0\n" },
+        retire_grace = o.retire_grace,
         keys_dir = keys_dir.display().to_string(),
         rotation_period = o.rotation_period,
         publish_ahead = o.publish_ahead,
