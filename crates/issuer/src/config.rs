@@ -46,7 +46,25 @@ struct FileConfig {
     #[serde(default)]
     throttle: FileThrottle,
     #[serde(default)]
+    dpop: FileDpop,
+    #[serde(default)]
     clients: Vec<FileClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDpop {
+    #[serde(default = "default_dpop_iat_window")]
+    iat_window: String,
+}
+
+impl Default for FileDpop {
+    fn default() -> Self {
+        FileDpop { iat_window: default_dpop_iat_window() }
+    }
+}
+fn default_dpop_iat_window() -> String {
+    "60s".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +219,7 @@ struct FileClient {
     audiences: Vec<String>,
     algorithm: Option<String>,
     ttl: Option<String>,
+    dpop: Option<String>,
 }
 
 /// The validated configuration.
@@ -220,6 +239,9 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Brute-force limits (`[throttle]`).
     pub throttle: crate::oauth::throttle::ThrottleConfig,
+    /// `[dpop] iat_window`: how far a DPoP proof's `iat` may be from now,
+    /// either side; its `jti` is remembered that long. Default 60s.
+    pub dpop_iat_window: Duration,
     /// The registered clients.
     pub clients: Vec<ClientConfig>,
 }
@@ -269,6 +291,20 @@ pub struct ClientConfig {
     pub algorithm: Algorithm,
     /// Lifetime of this client's tokens.
     pub ttl: Duration,
+    /// Whether the client must bind its tokens with DPoP (RFC 9449).
+    /// Default [`DpopMode::Allowed`].
+    pub dpop: DpopMode,
+}
+
+/// A client's `dpop` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DpopMode {
+    /// `"allowed"` (the default): a token request with a valid `DPoP` proof
+    /// gets a DPoP-bound token, one without gets a bearer token.
+    #[default]
+    Allowed,
+    /// `"required"`: a token request without a `DPoP` proof is refused.
+    Required,
 }
 
 /// How a client authenticates at the token endpoint.
@@ -469,7 +505,14 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
             Some(t) => duration(&at("ttl"), t)?,
             None => tokens.ttl,
         };
-        clients.push(ClientConfig { id: c.id, auth, scopes: c.scopes, audiences: c.audiences, algorithm, ttl });
+        let dpop = match c.dpop.as_deref() {
+            None | Some("allowed") => DpopMode::Allowed,
+            Some("required") => DpopMode::Required,
+            Some(other) => {
+                return Err(format!("key `{}`: `{other}` is not \"allowed\" or \"required\"", at("dpop")));
+            }
+        };
+        clients.push(ClientConfig { id: c.id, auth, scopes: c.scopes, audiences: c.audiences, algorithm, ttl, dpop });
     }
     let throttle = crate::oauth::throttle::ThrottleConfig {
         burst: file.throttle.burst,
@@ -480,7 +523,18 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
     if throttle.burst > 0 && throttle.address_burst == 0 {
         return Err("key `throttle.address_burst`: must be at least 1 while `throttle.burst` is on".into());
     }
-    Ok(Config { path: path.to_path_buf(), issuer, listen, keys, jwks_max_age, tokens, throttle, clients })
+    let dpop_iat_window = duration("dpop.iat_window", &file.dpop.iat_window)?;
+    Ok(Config {
+        path: path.to_path_buf(),
+        issuer,
+        listen,
+        keys,
+        jwks_max_age,
+        tokens,
+        throttle,
+        dpop_iat_window,
+        clients,
+    })
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.

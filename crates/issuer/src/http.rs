@@ -24,6 +24,8 @@ pub struct AppState {
     pub throttle: oauth::throttle::Throttle,
     /// `private_key_jwt` verifiers and their replay cache.
     pub assertions: oauth::assertion::Assertions,
+    /// The `jti`s of DPoP proofs seen at the token endpoint.
+    pub dpop_replay: oauth::replay::ReplayCache,
     /// The clock.
     pub clock: SharedClock,
     /// Counters for `/metrics`.
@@ -38,7 +40,17 @@ impl AppState {
         let assertions = oauth::assertion::Assertions::new(&config, &clock)?;
         let metadata = Bytes::from(metadata(&config).to_string());
         let throttle = oauth::throttle::Throttle::new(config.throttle);
-        Ok(AppState { config, keyring, clients, throttle, assertions, clock, metrics: Metrics::default(), metadata })
+        Ok(AppState {
+            config,
+            keyring,
+            clients,
+            throttle,
+            assertions,
+            dpop_replay: oauth::replay::ReplayCache::default(),
+            clock,
+            metrics: Metrics::default(),
+            metadata,
+        })
     }
 }
 
@@ -54,6 +66,7 @@ pub fn metadata(config: &Config) -> serde_json::Value {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": oauth::assertion::ALGORITHMS.map(|a| a.as_str()),
         "access_token_signing_alg_values_supported": algs,
+        "dpop_signing_alg_values_supported": oauth::dpop::ALGORITHMS.map(|a| a.as_str()),
     })
 }
 

@@ -25,6 +25,17 @@ pub struct AccessClaims<'a> {
     /// Granted scopes, space-delimited; absent when none.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub scope: &'a str,
+    /// The key the token is bound to (RFC 9449 §6.1); absent for a bearer
+    /// token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation<'a>>,
+}
+
+/// The `cnf` claim of a DPoP-bound token (RFC 7800 §3.1, RFC 9449 §6.1).
+#[derive(Debug, Serialize)]
+pub struct Confirmation<'a> {
+    /// The RFC 7638 thumbprint of the client's DPoP key.
+    pub jkt: &'a str,
 }
 
 /// 128 random bits as base64url (22 characters).
@@ -46,6 +57,21 @@ pub fn mint(
     now: UnixTime,
     ttl: u64,
 ) -> Result<String, Error> {
+    mint_bound(key, issuer, client_id, aud, scope, now, ttl, None)
+}
+
+/// [`mint`], bound to the DPoP key whose thumbprint is `jkt`, if any.
+#[allow(clippy::too_many_arguments)] // `mint`'s parameters and the binding; a struct would only rename them.
+pub fn mint_bound(
+    key: &ActiveKey,
+    issuer: &str,
+    client_id: &str,
+    aud: &str,
+    scope: &str,
+    now: UnixTime,
+    ttl: u64,
+    jkt: Option<&str>,
+) -> Result<String, Error> {
     let jti = new_jti()?;
     let claims = AccessClaims {
         iss: issuer,
@@ -56,6 +82,7 @@ pub fn mint(
         exp: now.saturating_add(ttl),
         jti: &jti,
         scope,
+        cnf: jkt.map(|jkt| Confirmation { jkt }),
     };
     sign(key, &claims)
 }

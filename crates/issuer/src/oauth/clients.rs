@@ -146,6 +146,7 @@ mod tests {
             audiences: vec![],
             algorithm: Algorithm::ES256,
             ttl: Duration::from_secs(60),
+            dpop: crate::config::DpopMode::Allowed,
         }])
         .unwrap()
     }

@@ -66,6 +66,7 @@ async fn issue(req: &HttpRequest, payload: Payload, state: &web::Data<AppState>)
     let body = read_body(req, payload).await?;
     let form = TokenForm::parse(&body)?;
     let client = authenticate_throttled(req, &form, state).await?;
+    let jkt = super::dpop::binding(req, &client, state)?;
 
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}
@@ -87,12 +88,16 @@ async fn issue(req: &HttpRequest, payload: Payload, state: &web::Data<AppState>)
     };
     let now = state.clock.now();
     let ttl = client.ttl.as_secs();
-    let access_token = token::mint(key, &state.config.issuer, &client.id, aud, &scope, now, ttl).map_err(|e| {
-        tracing::error!(error = %e, kid = %key.meta.kid, "signing failed");
-        OAuthError::Server
-    })?;
+    let issuer = &state.config.issuer;
+    let access_token =
+        token::mint_bound(key, issuer, &client.id, aud, &scope, now, ttl, jkt.as_deref()).map_err(|e| {
+            tracing::error!(error = %e, kid = %key.meta.kid, "signing failed");
+            OAuthError::Server
+        })?;
     state.metrics.token_issued(&client.id, key.meta.alg, &key.meta.kid);
-    let body = TokenResponse { access_token: &access_token, token_type: "Bearer", expires_in: ttl, scope: &scope };
+    // RFC 9449 §5: a bound token is of type DPoP.
+    let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
+    let body = TokenResponse { access_token: &access_token, token_type, expires_in: ttl, scope: &scope };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

@@ -31,6 +31,10 @@ pub enum OAuthError {
     /// A resource or audience the client may not have (RFC 8707 §2).
     #[error("invalid_target")]
     InvalidTarget(String),
+    /// A `DPoP` proof that is invalid, or missing for a client that
+    /// requires DPoP (RFC 9449 §5); the description names the rule.
+    #[error("invalid_dpop_proof")]
+    InvalidDpopProof(String),
     /// A body over the limit; answered 413 with `invalid_request`.
     #[error("invalid_request")]
     TooLarge(usize),
@@ -55,6 +59,7 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
+            OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
             OAuthError::Throttled { .. } => "slow_down",
             OAuthError::Server => "server_error",
         }
@@ -66,6 +71,7 @@ impl OAuthError {
             | OAuthError::UnsupportedGrantType(d)
             | OAuthError::InvalidScope(d)
             | OAuthError::InvalidTarget(d)
+            | OAuthError::InvalidDpopProof(d)
             | OAuthError::InvalidClient { description: d, .. } => d.clone(),
             OAuthError::TooLarge(max) => format!("request body larger than {max} bytes"),
             OAuthError::Throttled { retry_after } => {

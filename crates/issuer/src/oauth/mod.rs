@@ -4,6 +4,7 @@
 
 pub mod assertion;
 pub mod clients;
+pub mod dpop;
 pub mod endpoint;
 pub mod error;
 pub mod replay;

@@ -7,6 +7,7 @@
 mod cli;
 mod config;
 mod discovery;
+mod dpop;
 mod jwks;
 mod private_key_jwt;
 mod secret_cache;
