@@ -162,8 +162,19 @@ impl Keyring {
         let result = if !lifecycle::plan(&snap.metas(), &self.algorithms, &self.policy, now).is_empty() {
             self.reconcile()
         } else {
-            let fp = self.store.fingerprint()?;
-            if fp != snap.fingerprint || snap.next_change.is_some_and(|t| now >= t) { self.reload() } else { Ok(()) }
+            self.store.fingerprint().and_then(|fp| {
+                if fp != snap.fingerprint {
+                    // Another process changed the store: read it under the
+                    // lock, so a change of several files (`keys rotate --now`
+                    // for every algorithm) is seen whole, never half written.
+                    let _lock = self.store.lock(LOCK_TIMEOUT, self.clock.as_ref())?;
+                    self.reload()
+                } else if snap.next_change.is_some_and(|t| now >= t) {
+                    self.reload()
+                } else {
+                    Ok(())
+                }
+            })
         };
         if let Ok(mut g) = self.last_failure.lock() {
             *g = result.as_ref().err().map(|e| e.to_string());
