@@ -13,6 +13,8 @@ mod attacks;
 mod common;
 #[path = "e2e/config.rs"]
 mod config;
+#[path = "e2e/dpop.rs"]
+mod dpop;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/interop.rs"]
