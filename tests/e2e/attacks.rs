@@ -1060,3 +1060,28 @@ mod never_panics {
             .unwrap();
     }
 }
+
+// ---------------------------------------------------------------------
+// Fuzz regressions (fuzz/RESULTS.md): each crash input, kept as a seed in
+// fuzz/seeds/, must now be handled without a panic.
+
+/// `fuzz/seeds/jwks/regression-empty-rsa-modulus`: the `jwks` target found
+/// that an RSA JWK with `"n": ""` underflowed the bit count in
+/// `VerifyingKey::rsa` (a panic with overflow checks on).
+#[test]
+fn fuzz_regression_jwks_empty_rsa_modulus() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/jwks/regression-empty-rsa-modulus");
+    let body = std::fs::read(path).unwrap();
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    for key in doc["keys"].as_array().unwrap() {
+        if let Ok(jwk) = serde_json::from_value::<Jwk>(key.clone()) {
+            assert!(jwk.verifying_key().is_err());
+        }
+    }
+    let mock = Mock::start();
+    mock.set("/jwks", Reply::Body { body: Arc::new(body), length: true });
+    runtime().block_on(async {
+        let v = remote(&mock, "/jwks").await;
+        assert_eq!(remote_code(&v, &kid_token_for("RS256", "rsa")).await, "jwks_unavailable");
+    });
+}
