@@ -286,9 +286,84 @@ fn active_key(list: &Value, alg: &str) -> Value {
 #[test]
 fn a_read_only_key_folder_keeps_signing_and_rotation_resumes() {
     let _serial = serial();
+    blocked_folder_scenario("read-only folder (chattr +i)", None, Immutable::set);
+}
+
+/// Fills a folder on a small tmpfs with a filler file; removes it on drop.
+struct Filler(PathBuf);
+
+impl Filler {
+    fn fill(dir: &Path) -> Result<Filler, String> {
+        use std::io::Write;
+        let path = dir.join("filler");
+        let mut f = std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+        let chunk = [0u8; 4096];
+        let filler = Filler(path);
+        for _ in 0..10_000 {
+            match f.write_all(&chunk).and_then(|()| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => return Ok(filler), // ENOSPC
+                Err(e) => return Err(format!("fill {}: {e}", dir.display())),
+            }
+        }
+        Err(format!("{} never filled up", dir.display()))
+    }
+}
+
+impl Drop for Filler {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A 64 KiB tmpfs mounted on a temporary folder; unmounted on drop.
+struct SmallTmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallTmpfs {
+    fn mount() -> Result<SmallTmpfs, String> {
+        let dir = tempfile::Builder::new().prefix("jwks-e2e-tmpfs-").tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "jwks-e2e", &dir.path().display().to_string()])
+            .output()
+            .map_err(|e| format!("run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount -t tmpfs: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(SmallTmpfs { dir })
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        match Command::new("umount").arg(self.dir.path()).status() {
+            Ok(s) if s.success() => {}
+            other => eprintln!("WARNING: umount {} failed ({other:?}); undo it by hand", self.dir.path().display()),
+        }
+    }
+}
+
+#[test]
+fn a_full_key_folder_keeps_signing_and_rotation_resumes() {
+    let _serial = serial();
+    let tmpfs = match SmallTmpfs::mount() {
+        Ok(t) => t,
+        Err(e) => return cannot_set_up(&e),
+    };
+    blocked_folder_scenario("full folder (64 KiB tmpfs)", Some(tmpfs.dir.path().join("keys")), Filler::fill);
+    // The server is gone (killed when the scenario returned): unmount.
+    drop(tmpfs);
+}
+
+/// Starts a server, blocks its key folder with `block` before a successor
+/// is due, checks that it keeps signing and reports the failure, then
+/// unblocks (drops the guard) and checks that rotation resumes.
+fn blocked_folder_scenario<G>(what: &str, keys_dir: Option<PathBuf>, block: impl FnOnce(&Path) -> Result<G, String>) {
     let started = Instant::now();
     let opts = IssuerOptions {
-        rotation_period: "8s",
+        keys_dir,
+        rotation_period: "10s",
         publish_ahead: "2s",
         max_age: "1s",
         ttl: "30s",
@@ -306,7 +381,7 @@ fn a_read_only_key_folder_keeps_signing_and_rotation_resumes() {
     assert!(unix_now() < due, "the successor became due before the folder could be blocked: {list:#}");
 
     // The folder becomes unwritable before a successor is due.
-    let guard = match Immutable::set(&issuer.keys_dir) {
+    let guard = match block(&issuer.keys_dir) {
         Ok(g) => g,
         Err(e) => return cannot_set_up(&e),
     };
@@ -353,7 +428,7 @@ fn a_read_only_key_folder_keeps_signing_and_rotation_resumes() {
         (readyz(&issuer).1["status"] == "ready").then_some(())
     });
     eprintln!(
-        "read-only folder: blocked {:?} ({failures_blocked} failed rotation steps, {blocked_tokens} tokens by the \
+        "{what}: blocked {:?} ({failures_blocked} failed rotation steps, {blocked_tokens} tokens by the \
          current keys), readyz said {}, new kids {new_kids:?} after unblocking, {:.1} s",
         ready["rotation_failure"],
         ready["status"],
