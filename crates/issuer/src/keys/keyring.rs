@@ -185,6 +185,10 @@ impl Keyring {
     /// Takes the lock, applies the plan, and reloads.
     pub fn reconcile(&self) -> Result<(), Error> {
         let _lock = self.store.lock(LOCK_TIMEOUT, self.clock.as_ref())?;
+        let swept = self.store.sweep_temp_files();
+        if swept > 0 {
+            tracing::info!(swept, "removed temp files left by an interrupted write");
+        }
         let now = self.clock.now();
         let loaded = self.store.load()?;
         let metas: Vec<KeyMeta> = loaded.keys.iter().map(|r| r.meta.clone()).collect();
