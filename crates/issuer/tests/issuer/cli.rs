@@ -240,3 +240,32 @@ fn keys_list_json_shows_the_keys_after_keys_rotate() {
         assert!(table.contains(k["kid"].as_str().unwrap()));
     }
 }
+
+#[test]
+fn clients_new_private_key_jwt_prints_the_private_key_once_and_a_public_jwk_block() {
+    use base64::Engine;
+    let o = run(cmd().args(["clients", "new", "--id", "kjwt", "--scope", "read", "--private-key-jwt"]), b"");
+    let out = ok(&o);
+    let begin = concat!("-----BEGIN ", "PRIVATE KEY-----");
+    let end = concat!("-----END ", "PRIVATE KEY-----");
+    assert_eq!(out.matches(begin).count(), 1, "the private key is printed once:\n{out}");
+    let pem_body: String = out.split(begin).nth(1).unwrap().split(end).next().unwrap().split_whitespace().collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(pem_body).unwrap();
+    let key = jwks_jose::SigningKey::from_pkcs8(jwks_jose::Algorithm::ES256, &der).unwrap();
+    // The block after the key: a `jwks` with the public half only.
+    let block = out.split(end).nth(1).unwrap();
+    let table: toml::Table = block.parse().unwrap();
+    let client = &table["clients"].as_array().unwrap()[0];
+    assert!(client.get("secret_hash").is_none());
+    let jwk = &client["jwks"]["keys"].as_array().unwrap()[0];
+    assert_eq!(jwk["kid"].as_str(), Some(key.kid()));
+    assert!(jwk.get("d").is_none(), "no private member in the config block");
+    // Pasted into a config, it passes check-config as a private_key_jwt client.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    let mut config = std::fs::read_to_string(&path).unwrap();
+    config.push_str(block);
+    std::fs::write(&path, config).unwrap();
+    let check = ok(&run(cmd().arg("--config").arg(&path).arg("check-config"), b""));
+    assert!(check.lines().any(|l| l.contains("kjwt") && l.contains("private_key_jwt")), "{check}");
+}

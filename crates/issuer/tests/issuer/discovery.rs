@@ -44,3 +44,29 @@ async fn readyz_is_503_when_an_algorithm_has_no_signing_key() {
     assert_eq!(r.status.as_u16(), 503);
     assert_eq!(r.json()["missing_signing_keys"], serde_json::json!(["RS256"]));
 }
+
+#[actix_web::test]
+async fn metrics_count_tokens_by_client_alg_and_kid_errors_by_code_and_show_each_key() {
+    use crate::support::{SECRET, basic, cc};
+    let f = Fixture::new();
+    let token = f.token(&cc(""), Some(&basic("svc", SECRET))).await;
+    assert_eq!(token.status.as_u16(), 200);
+    f.token(&cc(""), Some(&basic("svc", "wrong"))).await.assert_error(401, "invalid_client");
+    let m = f.get("/metrics").await;
+    assert_eq!(m.status.as_u16(), 200);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    let es = f.state.keyring.snapshot().signer(jwks_jose::Algorithm::ES256).unwrap().meta.kid.clone();
+    assert!(
+        text.contains(&format!("jwks_issuer_tokens_issued_total{{client_id=\"svc\",alg=\"ES256\",kid=\"{es}\"}} 1")),
+        "{text}"
+    );
+    assert!(text.contains("jwks_issuer_token_errors_total{error=\"invalid_client\"} 1"), "{text}");
+    assert!(
+        text.contains(&format!("jwks_issuer_key_state{{kid=\"{es}\",alg=\"ES256\",state=\"active\"}} 1")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("jwks_issuer_key_age_seconds{{kid=\"{es}\",alg=\"ES256\"}}")), "{text}");
+    assert!(text.contains("jwks_issuer_next_rotation_timestamp_seconds "), "{text}");
+    assert!(text.contains("jwks_issuer_rotation_failures_total 0"), "{text}");
+}
