@@ -106,7 +106,7 @@ pub enum KeysCommand {
         /// Its algorithm.
         #[arg(long)]
         alg: Algorithm,
-        /// The PEM file (`-----BEGIN PRIVATE KEY-----`).
+        /// The PEM file: a PKCS#8 `PRIVATE KEY` block.
         #[arg(long)]
         pem: PathBuf,
     },
