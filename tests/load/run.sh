@@ -7,6 +7,7 @@
 # usage: tests/load/run.sh [SECONDS=8] [WARMUP=2] [OUT=target/load]
 #   PEER=0          skip the peer (node-oidc-provider)
 #   BARE=0          skip the bare-signature baseline (criterion bench)
+#   ONLY_KEYS20=1   run only the 20-keys-in-the-JWKS section
 # Prints SUMMARY lines and writes them to $OUT/summary.txt.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -83,6 +84,19 @@ bench_jwks() {
 }
 URL="http://127.0.0.1:$PORT/token"
 SCOPE="invoices:read invoices:write"
+
+# --- ours: 20 keys in the JWKS (18 pending successors from `keys rotate`) -----------
+config 2048 30d 1d "" > "$WORK/issuer-keys20.toml"
+start_issuer "$WORK/issuer-keys20.toml"
+for _ in $(seq 9); do "$BIN" --config "$WORK/issuer-keys20.toml" keys rotate >/dev/null 2>&1; done
+sleep 2.5 # the server picks the change up within 2 s
+keys=$(curl -s "http://127.0.0.1:$PORT/.well-known/jwks.json" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keys"]))')
+echo "keys in the JWKS: $keys" | tee -a "$SUMMARY"
+bench "ours-es256-c16-keys$keys" "$URL" bench-client "$SECRET" "$SCOPE" "$DUR" 16 "$SERVER_PID"
+bench "ours-rs256-c16-keys$keys" "$URL" bench-client-rs "$SECRET" "$SCOPE" "$DUR" 16 "$SERVER_PID"
+bench_jwks "ours-jwks-c16-keys$keys" "http://127.0.0.1:$PORT/.well-known/jwks.json" "$DUR" 16 "$SERVER_PID"
+stop_issuer
+[ "${ONLY_KEYS20:-0}" = 1 ] && { echo "summary: $SUMMARY"; exit 0; }
 
 # --- ours: 1, 10 and 1,000 clients ------------------------------------------------
 for n in 0 8 998; do
