@@ -141,3 +141,60 @@ pub(crate) fn kid_of(token: &str) -> String {
 pub(crate) fn alg_of(token: &str) -> String {
     format!("{:?}", jsonwebtoken::decode_header(token).expect("header").alg)
 }
+
+/// The Python interpreter of the interop tests (`JWKS_E2E_PYTHON`, else `python3`).
+pub(crate) fn python() -> String {
+    std::env::var("JWKS_E2E_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Whether Python can `import` the modules `imports` (comma-separated);
+/// panics under CI when it cannot, and says loudly that `test` is skipped
+/// otherwise.
+pub(crate) fn python_ready(imports: &str, test: &str) -> bool {
+    let probe = std::process::Command::new(python()).args(["-c", &format!("import {imports}")]).output();
+    let problem = match probe {
+        Ok(out) if out.status.success() => return true,
+        Ok(out) => format!("the Python libraries are missing: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => format!("{} cannot run: {e}", python()),
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} under CI needs python3 with tests/interop/requirements.txt: {problem}"
+    );
+    eprintln!("\n!!!!!!!! SKIPPED {test}: {problem}");
+    eprintln!("!!!!!!!! install with: python3 -m pip install -r tests/interop/requirements.txt\n");
+    false
+}
+
+/// Runs `tests/interop/<script>` with `args`, at most 60 s; its exit
+/// status, stdout and stderr.
+pub(crate) fn run_python(script: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read;
+    let path = jwks_e2e::workspace_root().join("tests/interop").join(script);
+    let child = std::process::Command::new(python())
+        .arg(&path)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let mut guard = jwks_e2e::ChildGuard::new(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = guard.try_wait() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{script} did not finish within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let Some(mut s) = guard.child().stdout.take() {
+        s.read_to_string(&mut stdout).expect("read stdout");
+    }
+    if let Some(mut s) = guard.child().stderr.take() {
+        s.read_to_string(&mut stderr).expect("read stderr");
+    }
+    (status, stdout, stderr)
+}

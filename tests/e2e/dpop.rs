@@ -7,37 +7,15 @@
 //! Without python3, PyJWT or cryptography the test is skipped with a loud
 //! message, except under CI (`CI` set), where it fails.
 
-use std::{
-    net::SocketAddr,
-    process::{Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, sync::mpsc, time::Duration};
 
 use actix_web::{App, HttpResponse, HttpServer, dev::ServerHandle, web};
-use jwks_e2e::{AUDIENCE, CLIENT_SECRET, ChildGuard, Issuer, IssuerOptions, secret_hash, workspace_root};
+use jwks_e2e::{AUDIENCE, CLIENT_SECRET, Issuer, IssuerOptions, secret_hash};
 use jwks_verifier::{Verifier, actix::Authenticated};
 
+use crate::common::{python_ready, run_python};
+
 const DPOP_CLIENT: &str = "e2e-dpop";
-
-fn python() -> String {
-    std::env::var("JWKS_E2E_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-/// Whether python3 with PyJWT, cryptography and requests is here; panics
-/// under CI when it is not.
-fn python_ready() -> bool {
-    let probe = Command::new(python()).args(["-c", "import jwt, cryptography, requests"]).output();
-    let problem = match probe {
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => format!("the Python libraries are missing: {}", String::from_utf8_lossy(&out.stderr).trim()),
-        Err(e) => format!("{} cannot run: {e}", python()),
-    };
-    assert!(std::env::var_os("CI").is_none(), "the DPoP e2e test under CI needs python3 with PyJWT: {problem}");
-    eprintln!("\n!!!!!!!! SKIPPED DPoP e2e test: {problem}");
-    eprintln!("!!!!!!!! install with: python3 -m pip install -r tests/interop/requirements.txt\n");
-    false
-}
 
 async fn data(auth: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"client_id": auth.claims().client_id}))
@@ -67,7 +45,7 @@ fn resource_server(issuer: &str) -> (SocketAddr, ServerHandle) {
 
 #[test]
 fn python_client_gets_dpop_bound_tokens_that_the_resource_server_accepts_only_with_proofs() {
-    if !python_ready() {
+    if !python_ready("jwt, cryptography, requests", "the DPoP e2e test") {
         return;
     }
     let opts = IssuerOptions {
@@ -79,30 +57,8 @@ fn python_client_gets_dpop_bound_tokens_that_the_resource_server_accepts_only_wi
     };
     let issuer = Issuer::start(&opts);
     let (addr, server) = resource_server(&issuer.url);
-    let script = workspace_root().join("tests/interop/dpop.py");
-    let child = Command::new(python())
-        .arg(&script)
-        .args([&issuer.token_endpoint(), &format!("http://{addr}"), DPOP_CLIENT, CLIENT_SECRET])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    let mut guard = ChildGuard::new(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = guard.try_wait() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "dpop.py did not finish within 60 s");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    use std::io::Read;
-    guard.child().stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    guard.child().stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let (status, out, err) =
+        run_python("dpop.py", &[&issuer.token_endpoint(), &format!("http://{addr}"), DPOP_CLIENT, CLIENT_SECRET]);
     drop(server.stop(false));
     assert!(status.success(), "dpop.py failed:\n{out}\n{err}\nissuer log:\n{}", issuer.log());
     for check in [
