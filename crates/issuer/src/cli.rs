@@ -12,9 +12,10 @@ use jwks_jose::Algorithm;
 use crate::{
     Config, Error,
     clock::{Clock, SystemClock},
+    config::KeyStoreConfig,
     config::{DEFAULT_CONFIG, ENV_CONFIG},
     keys::{
-        DirStore, Policy,
+        self, DirStore, KeyStore, PgStore, PgUrl, Policy,
         ops::{self, Done},
         store,
     },
@@ -110,6 +111,17 @@ pub enum KeysCommand {
         #[arg(long)]
         pem: PathBuf,
     },
+    /// Copy every key of a folder store, with its timeline, into a
+    /// PostgreSQL store; keys already there are left as they are, so it can
+    /// be run again. Needs `JWKS_ISSUER_KEK`.
+    Migrate {
+        /// The folder store to copy from.
+        #[arg(long)]
+        from_dir: PathBuf,
+        /// The PostgreSQL store to copy into (`postgres://user@host/db`).
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// Runs a parsed command line.
@@ -202,7 +214,11 @@ fn check_config(config: &Config) -> Result<(), Error> {
     println!("{}: ok", config.path.display());
     println!("issuer   {}", config.issuer);
     println!("listen   {}", config.listen);
-    println!("keys     {} ({})", config.keys.dir.display(), algs(&config.keys.algorithms));
+    let store = match &config.keys.store {
+        KeyStoreConfig::Dir(dir) => dir.display().to_string(),
+        KeyStoreConfig::Postgres(url) => url.location().to_string(),
+    };
+    println!("keys     {store} ({})", algs(&config.keys.algorithms));
     for c in &config.clients {
         println!(
             "client   {:<24} auth={:<40} alg={} ttl={} scopes=[{}]",
@@ -220,14 +236,53 @@ fn algs(a: &[Algorithm]) -> String {
     a.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-fn open_store(config: &Config) -> Result<DirStore, Error> {
-    if !config.keys.dir.is_dir() {
-        return Err(Error::Usage(format!(
-            "key folder {} does not exist (start `serve` once)",
-            config.keys.dir.display()
-        )));
+fn open_store(config: &Config) -> Result<Box<dyn KeyStore>, Error> {
+    if let KeyStoreConfig::Dir(dir) = &config.keys.store
+        && !dir.is_dir()
+    {
+        return Err(Error::Usage(format!("key folder {} does not exist (start `serve` once)", dir.display())));
     }
-    DirStore::open(&config.keys.dir, store::sealer_from_env()?)
+    keys::open_store(config)
+}
+
+/// `keys migrate`: copies the folder's keys into the database, under the
+/// database's change lock; prints what it did and fails on damaged files
+/// after copying the good ones.
+fn migrate(from_dir: &std::path::Path, to: &str, clock: &SystemClock) -> Result<(), Error> {
+    let url: PgUrl = to.parse().map_err(|e| Error::Usage(format!("--to: {e}")))?;
+    if !from_dir.is_dir() {
+        return Err(Error::Usage(format!("--from-dir: {} is not a folder", from_dir.display())));
+    }
+    let sealer = store::sealer_from_env()?.ok_or_else(|| {
+        Error::Kek(format!("{} is required: keys are sealed before they reach the database", store::ENV_KEK))
+    })?;
+    let from = DirStore::open(from_dir, store::sealer_from_env()?)?;
+    let loaded = {
+        let _lock = from.lock(keys::keyring::LOCK_TIMEOUT, clock)?;
+        // A folder of keys in clear opens with any KEK; sealed ones need this one.
+        from.load()?
+    };
+    let to = PgStore::open(&url, sealer)?;
+    let _lock = KeyStore::lock(&to, keys::keyring::LOCK_TIMEOUT, clock)?;
+    let (mut copied, mut present) = (0, 0);
+    for r in &loaded.keys {
+        if to.insert_new(r)? {
+            copied += 1;
+            println!("copied  {} {} ({})", r.meta.alg, r.meta.kid, r.meta.timeline.state(clock.now()));
+        } else {
+            present += 1;
+            println!("present {} {} (left as it is)", r.meta.alg, r.meta.kid);
+        }
+    }
+    for d in &loaded.damaged {
+        eprintln!("DAMAGED {} (kid {}): {} (not copied)", d.file, d.kid.as_deref().unwrap_or("?"), d.reason);
+    }
+    println!("{copied} copied, {present} already present, {} damaged, into {}", loaded.damaged.len(), url.location());
+    if loaded.damaged.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!("{} damaged key files were not copied", loaded.damaged.len())))
+    }
 }
 
 fn print_done(verb: &str, d: &Done) {
@@ -251,7 +306,11 @@ fn fmt_time(t: u64) -> String {
 
 fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
     let clock = SystemClock;
+    if let KeysCommand::Migrate { from_dir, to } = &cmd {
+        return migrate(from_dir, to, &clock);
+    }
     let store = open_store(config)?;
+    let store = store.as_ref();
     let policy = Policy::from_config(config);
     let now = clock.now();
     match cmd {
@@ -303,9 +362,9 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
                 Some(a) => vec![a],
                 None => config.keys.algorithms.clone(),
             };
-            let _lock = store.lock(crate::keys::keyring::LOCK_TIMEOUT, &clock)?;
+            let _lock = store.lock(keys::keyring::LOCK_TIMEOUT, &clock)?;
             for a in algs {
-                let done = ops::rotate(&store, &policy, a, config.keys.rsa_bits, now, immediately)?;
+                let done = ops::rotate(store, &policy, a, config.keys.rsa_bits, now, immediately)?;
                 print_done("created", &done);
             }
             if immediately {
@@ -316,8 +375,8 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
             Ok(())
         }
         KeysCommand::Revoke { kid } => {
-            let _lock = store.lock(crate::keys::keyring::LOCK_TIMEOUT, &clock)?;
-            let (done, replacement) = ops::revoke(&store, &policy, &kid, config.keys.rsa_bits, now)?;
+            let _lock = store.lock(keys::keyring::LOCK_TIMEOUT, &clock)?;
+            let (done, replacement) = ops::revoke(store, &policy, &kid, config.keys.rsa_bits, now)?;
             println!("revoked {} {}: it left the JWKS", done.alg, done.kid);
             if let Some(r) = replacement {
                 print_done("created", &r);
@@ -330,10 +389,11 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
             }
             let text = std::fs::read_to_string(&pem).map_err(|e| Error::Usage(format!("{}: {e}", pem.display())))?;
             let der = ops::pkcs8_from_pem(&text).map_err(|e| Error::Usage(format!("{}: {e}", pem.display())))?;
-            let _lock = store.lock(crate::keys::keyring::LOCK_TIMEOUT, &clock)?;
-            let done = ops::import(&store, &policy, alg, der, now)?;
+            let _lock = store.lock(keys::keyring::LOCK_TIMEOUT, &clock)?;
+            let done = ops::import(store, &policy, alg, der, now)?;
             print_done("imported", &done);
             Ok(())
         }
+        KeysCommand::Migrate { .. } => Ok(()),
     }
 }

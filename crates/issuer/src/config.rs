@@ -26,6 +26,9 @@ pub const ENV_ISSUER: &str = "JWKS_ISSUER_ISSUER";
 pub const ENV_LISTEN: &str = "JWKS_ISSUER_LISTEN";
 /// Environment override of `keys.dir`.
 pub const ENV_KEYS_DIR: &str = "JWKS_ISSUER_KEYS_DIR";
+/// Environment override of `keys.postgres` (the PostgreSQL key store,
+/// replacing the file's `keys.dir` or `keys.postgres`).
+pub const ENV_KEYS_POSTGRES: &str = "JWKS_ISSUER_KEYS_POSTGRES";
 /// Environment override of `tokens.ttl` (a humantime duration).
 pub const ENV_TOKENS_TTL: &str = "JWKS_ISSUER_TOKENS_TTL";
 /// The default configuration path.
@@ -110,8 +113,10 @@ fn default_listen() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileKeys {
-    #[serde(default = "default_keys_dir")]
-    dir: PathBuf,
+    #[serde(default)]
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    postgres: Option<String>,
     #[serde(default = "default_algorithms")]
     algorithms: Vec<String>,
     #[serde(default = "default_rsa_bits")]
@@ -127,7 +132,8 @@ struct FileKeys {
 impl Default for FileKeys {
     fn default() -> Self {
         FileKeys {
-            dir: default_keys_dir(),
+            dir: None,
+            postgres: None,
             algorithms: default_algorithms(),
             rsa_bits: default_rsa_bits(),
             rotation_period: default_rotation_period(),
@@ -246,11 +252,21 @@ pub struct Config {
     pub clients: Vec<ClientConfig>,
 }
 
+/// Where the keys are kept.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyStoreConfig {
+    /// `keys.dir`: a folder, relative to the working directory. The default,
+    /// `keys`, when `keys.postgres` is absent.
+    Dir(PathBuf),
+    /// `keys.postgres`: a PostgreSQL database shared by replicas.
+    Postgres(Box<crate::keys::PgUrl>),
+}
+
 /// `[keys]`.
 #[derive(Debug, Clone)]
 pub struct KeysConfig {
-    /// The key folder, relative to the working directory. Default `keys`.
-    pub dir: PathBuf,
+    /// The key store: `keys.dir` (default `keys`) or `keys.postgres`.
+    pub store: KeyStoreConfig,
     /// One signing key per algorithm. Default `["ES256", "RS256"]`.
     pub algorithms: Vec<Algorithm>,
     /// RSA modulus size: 2048 (default), 3072 or 4096.
@@ -365,8 +381,19 @@ impl Config {
         if let Some(v) = env(ENV_LISTEN) {
             file.listen = v;
         }
-        if let Some(v) = env(ENV_KEYS_DIR) {
-            file.keys.dir = PathBuf::from(v);
+        match (env(ENV_KEYS_DIR), env(ENV_KEYS_POSTGRES)) {
+            (Some(_), Some(_)) => {
+                return Err(err(format!("set either {ENV_KEYS_DIR} or {ENV_KEYS_POSTGRES}, not both")));
+            }
+            (Some(dir), None) => {
+                file.keys.dir = Some(PathBuf::from(dir));
+                file.keys.postgres = None;
+            }
+            (None, Some(url)) => {
+                file.keys.postgres = Some(url);
+                file.keys.dir = None;
+            }
+            (None, None) => {}
         }
         if let Some(v) = env(ENV_TOKENS_TTL) {
             file.tokens.ttl = v;
@@ -413,8 +440,17 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
     if !jwks_jose::crypto::RSA_BITS_ALLOWED.contains(&file.keys.rsa_bits) {
         return Err(format!("key `keys.rsa_bits`: {} is not 2048, 3072 or 4096", file.keys.rsa_bits));
     }
+    let store = match (file.keys.dir, file.keys.postgres) {
+        (Some(_), Some(_)) => {
+            return Err("keys `keys.dir` and `keys.postgres`: name one key store, not both".into());
+        }
+        (None, Some(url)) => {
+            KeyStoreConfig::Postgres(Box::new(url.parse().map_err(|e| format!("key `keys.postgres`: {e}"))?))
+        }
+        (dir, None) => KeyStoreConfig::Dir(dir.unwrap_or_else(default_keys_dir)),
+    };
     let keys = KeysConfig {
-        dir: file.keys.dir,
+        store,
         algorithms,
         rsa_bits: file.keys.rsa_bits,
         rotation_period: duration("keys.rotation_period", &file.keys.rotation_period)?,

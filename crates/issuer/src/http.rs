@@ -132,7 +132,9 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let snapshot = state.keyring.snapshot();
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&snapshot, state.clock.now()))
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(
+        &snapshot,
+        state.keyring.is_leader(),
+        state.clock.now(),
+    ))
 }

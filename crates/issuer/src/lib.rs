@@ -16,7 +16,7 @@
 //! );
 //! let config = Arc::new(Config::from_toml(Path::new("issuer.toml"), &toml, &|_| None)?);
 //! let clock: SharedClock = Arc::new(ManualClock::new(1_800_000_000));
-//! let store = DirStore::open(&config.keys.dir, None)?;
+//! let store = DirStore::open(dir.path(), None)?;
 //! let keyring = Arc::new(Keyring::open(store, clock.clone(), config.keys.algorithms.clone(), Policy::from_config(&config), 2048)?);
 //! assert_eq!(keyring.snapshot().signer(jwks_jose::Algorithm::ES256).map(|k| k.meta.alg), Some(jwks_jose::Algorithm::ES256));
 //! let state = http::AppState::new(config, keyring, clock)?;

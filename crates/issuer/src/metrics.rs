@@ -48,7 +48,8 @@ impl Metrics {
     }
 
     /// Renders every metric in the Prometheus text format.
-    pub fn render(&self, snapshot: &Snapshot, now: UnixTime) -> String {
+    /// `leader` is whether this process leads rotation.
+    pub fn render(&self, snapshot: &Snapshot, leader: bool, now: UnixTime) -> String {
         let mut out = String::new();
         out.push_str("# HELP jwks_issuer_tokens_issued_total Access tokens issued.\n");
         out.push_str("# TYPE jwks_issuer_tokens_issued_total counter\n");
@@ -97,6 +98,11 @@ impl Metrics {
         out.push_str("# HELP jwks_issuer_rotation_failures_total Failed rotation steps.\n");
         out.push_str("# TYPE jwks_issuer_rotation_failures_total counter\n");
         let _ = writeln!(out, "jwks_issuer_rotation_failures_total {}", self.rotation_failures.load(Ordering::Relaxed));
+        out.push_str(
+            "# HELP jwks_issuer_rotation_leader 1 when this replica plans rotation (always 1 with a folder store).\n",
+        );
+        out.push_str("# TYPE jwks_issuer_rotation_leader gauge\n");
+        let _ = writeln!(out, "jwks_issuer_rotation_leader {}", u8::from(leader));
         out.push_str("# HELP jwks_issuer_damaged_key_files Key files that did not load.\n");
         out.push_str("# TYPE jwks_issuer_damaged_key_files gauge\n");
         let _ = writeln!(out, "jwks_issuer_damaged_key_files {}", snapshot.damaged.len());

@@ -8,7 +8,7 @@ use crate::{
     Config, Error,
     clock::{SharedClock, SystemClock},
     http::{self, AppState},
-    keys::{DirStore, Keyring, Policy, store},
+    keys::{self, Keyring, Policy},
 };
 
 /// The development client's id and secret, as printed in the README.
@@ -21,21 +21,16 @@ pub const TICK: Duration = Duration::from_secs(1);
 
 /// Opens the key ring for `config` on a blocking thread.
 pub async fn open_keyring(config: &Config, clock: SharedClock) -> Result<Arc<Keyring>, Error> {
-    let sealer = store::sealer_from_env()?;
-    if sealer.is_none() {
-        tracing::warn!(
-            "{} is not set: private keys are stored unencrypted in {}",
-            store::ENV_KEK,
-            config.keys.dir.display()
-        );
-    }
-    let dir = config.keys.dir.clone();
-    let algorithms = config.keys.algorithms.clone();
-    let policy = Policy::from_config(config);
-    let rsa_bits = config.keys.rsa_bits;
+    let config = config.clone();
     let ring = tokio::task::spawn_blocking(move || {
-        let store = DirStore::open(&dir, sealer)?;
-        Keyring::open(store, clock, algorithms, policy, rsa_bits)
+        let store = keys::open_store(&config)?;
+        Keyring::open_boxed(
+            store,
+            clock,
+            config.keys.algorithms.clone(),
+            Policy::from_config(&config),
+            config.keys.rsa_bits,
+        )
     })
     .await
     .map_err(|e| Error::Store(format!("key loading task failed: {e}")))??;
@@ -71,12 +66,18 @@ pub async fn run(config: Config) -> Result<(), Error> {
     result
 }
 
-/// The rotation scheduler: one blocking tick per [`TICK`].
+/// The rotation scheduler: one blocking tick per [`TICK`], and one as soon
+/// as the store reports a change by another process.
 async fn schedule(state: web::Data<AppState>) {
+    let wake = Arc::new(tokio::sync::Notify::new());
+    state.keyring.store().watch(Arc::downgrade(&wake));
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        interval.tick().await;
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = wake.notified() => {}
+        }
         let ring = state.keyring.clone();
         match tokio::task::spawn_blocking(move || ring.tick()).await {
             Ok(Ok(())) => {}

@@ -4,7 +4,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -14,7 +17,7 @@ use jwks_jose::{Algorithm, JwkSet, SigningKey, b64, crypto};
 
 use super::{
     lifecycle::{self, Action, KeyMeta, KeyState, Policy},
-    store::{Damaged, DirStore, KeyRecord},
+    store::{Damaged, KeyRecord, KeyStore},
 };
 use crate::{
     Error,
@@ -96,20 +99,34 @@ impl Snapshot {
 /// The key ring over a store.
 #[derive(Debug)]
 pub struct Keyring {
-    store: DirStore,
+    store: Box<dyn KeyStore>,
     clock: SharedClock,
     algorithms: Vec<Algorithm>,
     policy: Policy,
     rsa_bits: usize,
     snapshot: ArcSwap<Snapshot>,
     last_failure: Mutex<Option<String>>,
+    leader: AtomicBool,
 }
 
 impl Keyring {
-    /// Opens the ring: creates the first keys of an empty store (under the
-    /// store lock) and loads every key. Blocking: call off the executor.
+    /// Opens the ring over `store`: see [`Keyring::open_boxed`].
     pub fn open(
-        store: DirStore,
+        store: impl KeyStore + 'static,
+        clock: SharedClock,
+        algorithms: Vec<Algorithm>,
+        policy: Policy,
+        rsa_bits: usize,
+    ) -> Result<Self, Error> {
+        Self::open_boxed(Box::new(store), clock, algorithms, policy, rsa_bits)
+    }
+
+    /// Opens the ring: loads every key and, when this process leads
+    /// rotation (or a signing key is missing, as in an empty store),
+    /// applies the lifecycle plan under the store lock. Blocking: call off
+    /// the executor.
+    pub fn open_boxed(
+        store: Box<dyn KeyStore>,
         clock: SharedClock,
         algorithms: Vec<Algorithm>,
         policy: Policy,
@@ -133,9 +150,41 @@ impl Keyring {
             rsa_bits,
             snapshot: ArcSwap::from_pointee(empty),
             last_failure: Mutex::new(None),
+            leader: AtomicBool::new(false),
         };
-        ring.reconcile()?;
+        let leading = ring.store.try_lead()?;
+        ring.set_leader(leading);
+        if leading {
+            ring.reconcile()?;
+        } else {
+            {
+                let _lock = ring.store.lock(LOCK_TIMEOUT, ring.clock.as_ref())?;
+                ring.reload()?;
+            }
+            let snap = ring.snapshot();
+            if ring.algorithms.iter().any(|a| snap.signer(*a).is_none()) {
+                // The leader has not created them yet: creating them under
+                // the lock is safe, the plan sees what the leader made.
+                ring.reconcile()?;
+            }
+        }
         Ok(ring)
+    }
+
+    /// Whether this process leads rotation (always, with a folder store).
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    fn set_leader(&self, leading: bool) {
+        let was = self.leader.swap(leading, Ordering::Relaxed);
+        if self.store.elects_leader() && was != leading {
+            if leading {
+                tracing::info!(store = %self.store.location(), "took the rotation leader role: this replica plans rotation");
+            } else {
+                tracing::warn!(store = %self.store.location(), "no longer the rotation leader");
+            }
+        }
     }
 
     /// The current snapshot.
@@ -144,8 +193,8 @@ impl Keyring {
     }
 
     /// The store.
-    pub fn store(&self) -> &DirStore {
-        &self.store
+    pub fn store(&self) -> &dyn KeyStore {
+        self.store.as_ref()
     }
 
     /// The last rotation failure, if the last attempt failed.
@@ -153,29 +202,32 @@ impl Keyring {
         self.last_failure.lock().map(|g| g.clone()).unwrap_or(None)
     }
 
-    /// One scheduler step: applies what the lifecycle plan needs (under the
-    /// store lock), or reloads when another process changed the store or a
-    /// key's state changed with time. Blocking.
+    /// One scheduler step: the rotation leader applies what the lifecycle
+    /// plan needs (under the store lock); every process reloads when
+    /// another changed the store or a key's state changed with time.
+    /// Blocking.
     pub fn tick(&self) -> Result<(), Error> {
         let now = self.clock.now();
         let snap = self.snapshot();
-        let result = if !lifecycle::plan(&snap.metas(), &self.algorithms, &self.policy, now).is_empty() {
-            self.reconcile()
-        } else {
-            self.store.fingerprint().and_then(|fp| {
-                if fp != snap.fingerprint {
-                    // Another process changed the store: read it under the
-                    // lock, so a change of several files (`keys rotate --now`
-                    // for every algorithm) is seen whole, never half written.
-                    let _lock = self.store.lock(LOCK_TIMEOUT, self.clock.as_ref())?;
-                    self.reload()
-                } else if snap.next_change.is_some_and(|t| now >= t) {
-                    self.reload()
-                } else {
-                    Ok(())
-                }
-            })
-        };
+        let leading = self.store.try_lead();
+        self.set_leader(matches!(leading, Ok(true)));
+        let result = leading.and_then(|leading| {
+            if leading && !lifecycle::plan(&snap.metas(), &self.algorithms, &self.policy, now).is_empty() {
+                return self.reconcile();
+            }
+            let fp = self.store.fingerprint()?;
+            if fp != snap.fingerprint {
+                // Another process changed the store: read it under the
+                // lock, so a change of several keys (`keys rotate --now`
+                // for every algorithm) is seen whole, never half written.
+                let _lock = self.store.lock(LOCK_TIMEOUT, self.clock.as_ref())?;
+                self.reload()
+            } else if snap.next_change.is_some_and(|t| now >= t) {
+                self.reload()
+            } else {
+                Ok(())
+            }
+        });
         if let Ok(mut g) = self.last_failure.lock() {
             *g = result.as_ref().err().map(|e| e.to_string());
         }
@@ -185,7 +237,7 @@ impl Keyring {
     /// Takes the lock, applies the plan, and reloads.
     pub fn reconcile(&self) -> Result<(), Error> {
         let _lock = self.store.lock(LOCK_TIMEOUT, self.clock.as_ref())?;
-        let swept = self.store.sweep_temp_files();
+        let swept = self.store.recover();
         if swept > 0 {
             tracing::info!(swept, "removed temp files left by an interrupted write");
         }

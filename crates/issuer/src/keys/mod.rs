@@ -1,12 +1,47 @@
-//! Signing keys: the lifecycle of each key ([`lifecycle`]), the folder
-//! store ([`store`]) and the in-memory key ring the server signs and
-//! publishes from ([`keyring`]).
+//! Signing keys: the lifecycle of each key ([`lifecycle`]), the stores
+//! ([`store`] for a folder, [`postgres`] for a database shared by
+//! replicas) and the in-memory key ring the server signs and publishes
+//! from ([`keyring`]).
 
 pub mod keyring;
 pub mod lifecycle;
 pub mod ops;
+pub mod postgres;
 pub mod store;
 
 pub use keyring::{ActiveKey, JwksDocument, Keyring, Snapshot};
 pub use lifecycle::{KeyMeta, KeyState, Policy, Timeline};
-pub use store::{DirStore, KeyRecord};
+pub use postgres::{PgStore, PgUrl};
+pub use store::{DirStore, KeyRecord, KeyStore};
+
+use crate::{Config, Error, config::KeyStoreConfig};
+
+/// Opens the store `config` names. Blocking: call off the executor.
+///
+/// A folder store seals keys when `JWKS_ISSUER_KEK` is set; the PostgreSQL
+/// store requires it, so the database never sees a private key in clear.
+pub fn open_store(config: &Config) -> Result<Box<dyn KeyStore>, Error> {
+    let sealer = store::sealer_from_env()?;
+    match &config.keys.store {
+        KeyStoreConfig::Dir(dir) => {
+            if sealer.is_none() {
+                tracing::warn!(
+                    "{} is not set: private keys are stored unencrypted in {}",
+                    store::ENV_KEK,
+                    dir.display()
+                );
+            }
+            Ok(Box::new(DirStore::open(dir, sealer)?))
+        }
+        KeyStoreConfig::Postgres(url) => {
+            let sealer = sealer.ok_or_else(|| {
+                Error::Kek(format!(
+                    "{} is required with `keys.postgres`: private keys are sealed before they reach the database \
+                     (generate one with `head -c 32 /dev/urandom | base64`)",
+                    store::ENV_KEK
+                ))
+            })?;
+            Ok(Box::new(PgStore::open(url, sealer)?))
+        }
+    }
+}

@@ -5,7 +5,7 @@ use jwks_jose::{Algorithm, SigningKey};
 
 use super::{
     lifecycle::{self, KeyMeta, Policy, Timeline},
-    store::{DirStore, KeyRecord},
+    store::{KeyRecord, KeyStore},
 };
 use crate::{Error, clock::UnixTime};
 
@@ -22,7 +22,7 @@ pub struct Done {
     pub replaces: Option<String>,
 }
 
-fn load_metas(store: &DirStore) -> Result<Vec<KeyRecord>, Error> {
+fn load_metas(store: &dyn KeyStore) -> Result<Vec<KeyRecord>, Error> {
     Ok(store.load()?.keys)
 }
 
@@ -30,7 +30,7 @@ fn load_metas(store: &DirStore) -> Result<Vec<KeyRecord>, Error> {
 /// at `now`, signing at `now + publish_ahead` (or at once with `now_flag`).
 /// The current signer stops signing when the successor starts.
 fn add_successor(
-    store: &DirStore,
+    store: &dyn KeyStore,
     policy: &Policy,
     alg: Algorithm,
     pkcs8: Vec<u8>,
@@ -70,7 +70,7 @@ fn add_successor(
 
 /// `keys rotate`: generates a successor for `alg`.
 pub fn rotate(
-    store: &DirStore,
+    store: &dyn KeyStore,
     policy: &Policy,
     alg: Algorithm,
     rsa_bits: usize,
@@ -82,14 +82,20 @@ pub fn rotate(
 }
 
 /// `keys import`: adds an existing PKCS#8 key as the successor for `alg`.
-pub fn import(store: &DirStore, policy: &Policy, alg: Algorithm, pkcs8: Vec<u8>, now: UnixTime) -> Result<Done, Error> {
+pub fn import(
+    store: &dyn KeyStore,
+    policy: &Policy,
+    alg: Algorithm,
+    pkcs8: Vec<u8>,
+    now: UnixTime,
+) -> Result<Done, Error> {
     add_successor(store, policy, alg, pkcs8, now, false)
 }
 
 /// `keys revoke`: withdraws `kid` from the JWKS at once; if it was
 /// signing, a new key of its algorithm signs at once.
 pub fn revoke(
-    store: &DirStore,
+    store: &dyn KeyStore,
     policy: &Policy,
     kid: &str,
     rsa_bits: usize,
@@ -97,7 +103,7 @@ pub fn revoke(
 ) -> Result<(Done, Option<Done>), Error> {
     let records = load_metas(store)?;
     let Some(rec) = records.iter().find(|r| r.meta.kid == kid) else {
-        return Err(Error::Usage(format!("no key with kid `{}` in {}", kid, store.dir().display())));
+        return Err(Error::Usage(format!("no key with kid `{}` in {}", kid, store.location())));
     };
     if rec.meta.timeline.revoked.is_some() {
         return Err(Error::Usage(format!("key {kid} is already revoked")));
@@ -136,6 +142,8 @@ mod tests {
 
     use super::*;
 
+    use crate::keys::DirStore;
+
     fn setup() -> (tempfile::TempDir, DirStore, Policy) {
         let tmp = tempfile::tempdir().unwrap();
         let store = DirStore::open(tmp.path(), None).unwrap();
@@ -147,7 +155,7 @@ mod tests {
         (tmp, store, policy)
     }
 
-    fn metas(store: &DirStore) -> Vec<KeyMeta> {
+    fn metas(store: &dyn KeyStore) -> Vec<KeyMeta> {
         store.load().unwrap().keys.into_iter().map(|r| r.meta).collect()
     }
 

@@ -1,4 +1,8 @@
-//! The folder key store: one JSON file per key (`<kid>.json`) holding its
+//! Key stores: the [`KeyStore`] interface the key ring and the operator
+//! commands work through, and the folder store ([`DirStore`]); the
+//! PostgreSQL store is [`super::postgres::PgStore`].
+//!
+//! The folder store keeps one JSON file per key (`<kid>.json`) holding its
 //! timeline and its PKCS#8 private key, in clear or sealed with the
 //! key-encryption key (`JWKS_ISSUER_KEK`, AES-256-GCM, kid as associated
 //! data).
@@ -89,10 +93,64 @@ impl fmt::Debug for DirStore {
     }
 }
 
-/// Holds the store's exclusive lock until dropped.
-#[derive(Debug)]
+/// Holds the store's exclusive change lock until dropped.
 pub struct StoreLock {
-    _file: File,
+    _held: Box<dyn Send>,
+}
+
+impl StoreLock {
+    /// A lock released when `held` is dropped.
+    pub(crate) fn new(held: impl Send + 'static) -> Self {
+        StoreLock { _held: Box::new(held) }
+    }
+}
+
+impl fmt::Debug for StoreLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreLock")
+    }
+}
+
+/// Where keys are kept. Every method blocks: call them off the async
+/// executor. Writes happen under [`KeyStore::lock`], so that a change of
+/// several keys (`keys rotate --now` for every algorithm) is seen whole by
+/// readers that also take it.
+pub trait KeyStore: Send + Sync + fmt::Debug {
+    /// Where the store is, for messages (a folder, or a database address
+    /// without its password).
+    fn location(&self) -> String;
+    /// Whether private keys are sealed at rest.
+    fn is_sealed(&self) -> bool;
+    /// Takes the exclusive change lock, waiting at most `timeout`.
+    fn lock(&self, timeout: Duration, clock: &dyn crate::clock::Clock) -> Result<StoreLock, Error>;
+    /// A cheap value that changes whenever the stored keys change.
+    fn fingerprint(&self) -> Result<u64, Error>;
+    /// Loads every key; a key that does not load is reported, not fatal.
+    fn load(&self) -> Result<Loaded, Error>;
+    /// Writes `record` (creating or replacing it). Call under the lock.
+    fn put(&self, record: &KeyRecord) -> Result<(), Error>;
+    /// Deletes the key `kid`, if there. Call under the lock.
+    fn delete(&self, kid: &str) -> Result<(), Error>;
+    /// Repairs what an interrupted writer left behind; returns how many
+    /// leftovers were removed. Call under the lock.
+    fn recover(&self) -> usize {
+        0
+    }
+    /// Whether this process should plan and apply rotation now. A folder
+    /// store lets every server plan under the lock (`true`); a shared
+    /// database elects one leader.
+    fn try_lead(&self) -> Result<bool, Error> {
+        Ok(true)
+    }
+    /// Whether [`KeyStore::try_lead`] elects one process among several.
+    fn elects_leader(&self) -> bool {
+        false
+    }
+    /// Arranges for `wake` to be notified soon after another process
+    /// changes the store, where the store can tell (PostgreSQL
+    /// `LISTEN/NOTIFY`). The scheduler polls [`KeyStore::fingerprint`]
+    /// every second either way.
+    fn watch(&self, _wake: std::sync::Weak<tokio::sync::Notify>) {}
 }
 
 /// Reads the key-encryption key from `JWKS_ISSUER_KEK` (base64 of 32
@@ -154,7 +212,7 @@ impl DirStore {
         let start = clock.now();
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(StoreLock { _file: file }),
+                Ok(()) => return Ok(StoreLock::new(file)),
                 Err(fs::TryLockError::WouldBlock) => {
                     if clock.now().saturating_sub(start) >= timeout.as_secs() {
                         return Err(Error::Store(format!(
@@ -222,49 +280,80 @@ impl DirStore {
             return Err((None, "file larger than 64 KiB".into()));
         }
         let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| (None, format!("not a key file: {e}")))?;
-        let kid = Some(file.kid.clone());
-        if file.format != FORMAT {
-            return Err((kid, format!("unknown format {}", file.format)));
-        }
         if name != file_name(&file.kid) {
-            return Err((kid, "file name does not match its kid".into()));
+            return Err((Some(file.kid), "file name does not match its kid".into()));
         }
-        let pkcs8 = match (&file.pkcs8, &file.sealed, &self.sealer) {
-            (Some(p), None, _) => b64::decode(p, "pkcs8").map_err(|e| (kid.clone(), e.to_string()))?,
-            (None, Some(s), Some(sealer)) => {
-                let sealed = b64::decode(s, "sealed").map_err(|e| (kid.clone(), e.to_string()))?;
-                sealer
-                    .open(&sealed, file.kid.as_bytes())
-                    .map_err(|_| (kid.clone(), format!("cannot unseal: wrong {ENV_KEK} or damaged file")))?
-            }
-            (None, Some(_), None) => return Err((kid, format!("sealed, but {ENV_KEK} is not set"))),
-            _ => return Err((kid, "needs exactly one of `pkcs8` and `sealed`".into())),
-        };
-        // Parse once to prove the file is whole and its kid is the key's.
-        let key = SigningKey::from_pkcs8(file.alg, &pkcs8).map_err(|e| (kid.clone(), e.to_string()))?;
-        if key.kid() != file.kid {
-            return Err((kid, "kid is not the thumbprint of the stored key".into()));
-        }
-        Ok(KeyRecord { meta: KeyMeta { kid: file.kid, alg: file.alg, timeline: file.timeline }, pkcs8 })
+        decode(file, self.sealer.as_ref())
     }
+}
 
+/// Encodes `record` as the stored document, sealing its private key when
+/// `sealer` is given.
+pub(crate) fn encode(record: &KeyRecord, sealer: Option<&Sealer>) -> Result<Vec<u8>, Error> {
+    let kid = &record.meta.kid;
+    let (pkcs8, sealed) = match sealer {
+        Some(s) => (None, Some(b64::encode(s.seal(&record.pkcs8, kid.as_bytes()).map_err(Error::Jose)?))),
+        None => (Some(b64::encode(&record.pkcs8)), None),
+    };
+    let file = KeyFile {
+        format: FORMAT,
+        kid: kid.clone(),
+        alg: record.meta.alg,
+        timeline: record.meta.timeline,
+        pkcs8,
+        sealed,
+    };
+    serde_json::to_vec_pretty(&file).map_err(|e| Error::Store(format!("encoding key {kid}: {e}")))
+}
+
+/// Decodes a stored document into a key, checking that the key parses and
+/// that its kid is its thumbprint. Errors carry the kid when known and a
+/// reason that never holds key material.
+pub(crate) fn decode_document(
+    bytes: &[u8],
+    sealer: Option<&Sealer>,
+    require_sealed: bool,
+) -> Result<KeyRecord, (Option<String>, String)> {
+    if bytes.len() > 64 * 1024 {
+        return Err((None, "document larger than 64 KiB".into()));
+    }
+    let file: KeyFile = serde_json::from_slice(bytes).map_err(|e| (None, format!("not a key document: {e}")))?;
+    if require_sealed && file.pkcs8.is_some() {
+        return Err((Some(file.kid), "holds a private key in clear; only sealed keys are accepted here".into()));
+    }
+    decode(file, sealer)
+}
+
+fn decode(file: KeyFile, sealer: Option<&Sealer>) -> Result<KeyRecord, (Option<String>, String)> {
+    let kid = Some(file.kid.clone());
+    if file.format != FORMAT {
+        return Err((kid, format!("unknown format {}", file.format)));
+    }
+    let pkcs8 = match (&file.pkcs8, &file.sealed, sealer) {
+        (Some(p), None, _) => b64::decode(p, "pkcs8").map_err(|e| (kid.clone(), e.to_string()))?,
+        (None, Some(s), Some(sealer)) => {
+            let sealed = b64::decode(s, "sealed").map_err(|e| (kid.clone(), e.to_string()))?;
+            sealer
+                .open(&sealed, file.kid.as_bytes())
+                .map_err(|_| (kid.clone(), format!("cannot unseal: wrong {ENV_KEK} or damaged file")))?
+        }
+        (None, Some(_), None) => return Err((kid, format!("sealed, but {ENV_KEK} is not set"))),
+        _ => return Err((kid, "needs exactly one of `pkcs8` and `sealed`".into())),
+    };
+    // Parse once to prove the file is whole and its kid is the key's.
+    let key = SigningKey::from_pkcs8(file.alg, &pkcs8).map_err(|e| (kid.clone(), e.to_string()))?;
+    if key.kid() != file.kid {
+        return Err((kid, "kid is not the thumbprint of the stored key".into()));
+    }
+    Ok(KeyRecord { meta: KeyMeta { kid: file.kid, alg: file.alg, timeline: file.timeline }, pkcs8 })
+}
+
+impl DirStore {
     /// Writes `record` atomically (temp file, fsync, rename, fsync folder).
     /// Call it under [`DirStore::lock`].
     pub fn put(&self, record: &KeyRecord) -> Result<(), Error> {
         let kid = &record.meta.kid;
-        let (pkcs8, sealed) = match &self.sealer {
-            Some(s) => (None, Some(b64::encode(s.seal(&record.pkcs8, kid.as_bytes()).map_err(Error::Jose)?))),
-            None => (Some(b64::encode(&record.pkcs8)), None),
-        };
-        let file = KeyFile {
-            format: FORMAT,
-            kid: kid.clone(),
-            alg: record.meta.alg,
-            timeline: record.meta.timeline,
-            pkcs8,
-            sealed,
-        };
-        let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Store(format!("encoding key {kid}: {e}")))?;
+        let json = encode(record, self.sealer.as_ref())?;
         write_atomic(&self.dir, &file_name(kid), &json)
             .map_err(|e| Error::Store(format!("writing key {kid} to {}: {e}", self.dir.display())))
     }
@@ -292,6 +381,33 @@ impl DirStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::Store(format!("deleting {}: {e}", path.display()))),
         }
+    }
+}
+
+impl KeyStore for DirStore {
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+    fn is_sealed(&self) -> bool {
+        self.sealer.is_some()
+    }
+    fn lock(&self, timeout: Duration, clock: &dyn crate::clock::Clock) -> Result<StoreLock, Error> {
+        DirStore::lock(self, timeout, clock)
+    }
+    fn fingerprint(&self) -> Result<u64, Error> {
+        DirStore::fingerprint(self)
+    }
+    fn load(&self) -> Result<Loaded, Error> {
+        DirStore::load(self)
+    }
+    fn put(&self, record: &KeyRecord) -> Result<(), Error> {
+        DirStore::put(self, record)
+    }
+    fn delete(&self, kid: &str) -> Result<(), Error> {
+        DirStore::delete(self, kid)
+    }
+    fn recover(&self) -> usize {
+        self.sweep_temp_files()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use jwks_issuer::{Config, Error};
+use jwks_issuer::{Config, Error, config::KeyStoreConfig};
 
 use crate::support::secret_hash;
 
@@ -159,13 +159,41 @@ fn environment_overrides_issuer_listen_and_keys_dir() {
     let c = Config::from_toml(Path::new(FILE), &base(), &env).unwrap();
     assert_eq!(c.issuer, "https://env.example.test");
     assert_eq!(c.listen, "0.0.0.0:9999".parse::<SocketAddr>().unwrap());
-    assert_eq!(c.keys.dir, Path::new("/var/lib/jwks/keys"));
+    assert_eq!(c.keys.store, KeyStoreConfig::Dir("/var/lib/jwks/keys".into()));
     assert_eq!(c.tokens.ttl, Duration::from_secs(120));
     assert_eq!(c.token_endpoint(), "https://env.example.test/token");
     // Without overrides the file's values stand.
     let c = load(&base()).unwrap();
-    assert_eq!(c.keys.dir, Path::new("keys"));
+    assert_eq!(c.keys.store, KeyStoreConfig::Dir("keys".into()));
     assert_eq!(c.listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
+}
+
+#[test]
+fn keys_postgres_replaces_the_folder_and_naming_both_is_refused() {
+    let pg = base().replace("dir = \"keys\"\n", "postgres = \"postgres://issuer:s3cret@db.internal:6543/keys\"\n");
+    let c = load(&pg).unwrap();
+    let KeyStoreConfig::Postgres(url) = &c.keys.store else { panic!("expected postgres: {:?}", c.keys.store) };
+    assert_eq!(url.location(), "postgres://issuer@db.internal:6543/keys");
+    let shown = format!("{:?}", c.keys);
+    assert!(!shown.contains("s3cret"), "the password never shows: {shown}");
+
+    let both = pg.replace("[keys]\n", "[keys]\ndir = \"keys\"\n");
+    assert!(both.contains("dir = ") && both.contains("postgres = "));
+    assert_refused(&both, &["keys.dir", "keys.postgres", "not both"]);
+    assert_refused(&base().replace("dir = \"keys\"", "postgres = \"mysql://x/y\""), &["keys.postgres"]);
+    assert_refused(&base().replace("dir = \"keys\"", "postgres = \"postgres://u@h\""), &["keys.postgres", "database"]);
+
+    // JWKS_ISSUER_KEYS_POSTGRES replaces the file's folder, and the folder
+    // override replaces the file's database; both at once is refused.
+    let env = |k: &str| (k == "JWKS_ISSUER_KEYS_POSTGRES").then(|| "postgres://u@127.0.0.1/test".to_string());
+    let c = Config::from_toml(Path::new(FILE), &base(), &env).unwrap();
+    assert!(matches!(&c.keys.store, KeyStoreConfig::Postgres(u) if u.location() == "postgres://u@127.0.0.1:5432/test"));
+    let env = |k: &str| (k == "JWKS_ISSUER_KEYS_DIR").then(|| "/srv/keys".to_string());
+    let c = Config::from_toml(Path::new(FILE), &pg, &env).unwrap();
+    assert_eq!(c.keys.store, KeyStoreConfig::Dir("/srv/keys".into()));
+    let env = |k: &str| k.starts_with("JWKS_ISSUER_KEYS_").then(|| "postgres://u@h/d".to_string());
+    let e = Config::from_toml(Path::new(FILE), &base(), &env).unwrap_err();
+    assert!(e.to_string().contains("not both"), "{e}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod config;
 mod discovery;
 mod dpop;
 mod jwks;
+mod postgres;
 mod private_key_jwt;
 mod secret_cache;
 mod support;

@@ -135,7 +135,7 @@ pub(crate) fn open_keyring(algorithms: &str) -> Arc<Keyring> {
 pub(crate) fn open_keyring_in(dir: &Path, algorithms: &str) -> Arc<Keyring> {
     let config = parse_config(&config_text(dir, algorithms));
     let clock: SharedClock = Arc::new(ManualClock::new(real_now()));
-    let store = DirStore::open(&config.keys.dir, None).unwrap();
+    let store = DirStore::open(dir, None).unwrap();
     Arc::new(
         Keyring::open(store, clock, config.keys.algorithms.clone(), Policy::from_config(&config), config.keys.rsa_bits)
             .unwrap(),
