@@ -25,6 +25,8 @@ mod private_key_jwt;
 mod revoke;
 #[path = "e2e/rotation.rs"]
 mod rotation;
+#[path = "e2e/slow_clients.rs"]
+mod slow_clients;
 #[path = "e2e/tokens.rs"]
 mod tokens;
 #[path = "e2e/vectors.rs"]
