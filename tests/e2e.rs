@@ -21,6 +21,8 @@ mod faults;
 mod interop;
 #[path = "e2e/private_key_jwt.rs"]
 mod private_key_jwt;
+#[path = "e2e/replicas.rs"]
+mod replicas;
 #[path = "e2e/revoke.rs"]
 mod revoke;
 #[path = "e2e/rotation.rs"]

@@ -20,12 +20,12 @@ use jwks_e2e::{AUDIENCE, CLIENT_SECRET, ES_CLIENT, Issuer, IssuerOptions, RS_CLI
 use serde_json::Value;
 
 /// A tiny xorshift64 generator: reproducible random moments without a dependency.
-struct XorShift(u64);
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
     /// Seeded from `JWKS_E2E_SEED` when set, else a fixed seed (the same
     /// moments in every CI run); the seed is printed.
-    fn from_env(test: &str) -> Self {
+    pub(crate) fn from_env(test: &str) -> Self {
         let seed = std::env::var("JWKS_E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_2024_0003);
         eprintln!("{test}: seed {seed} (JWKS_E2E_SEED={seed} replays it)");
         XorShift(seed.max(1))
@@ -41,21 +41,21 @@ impl XorShift {
     }
 
     /// A value in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs()
 }
 
-fn blocking_http() -> reqwest::blocking::Client {
+pub(crate) fn blocking_http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().expect("reqwest client")
 }
 
 /// A client-credentials token of `client` from the server at `url`, or why not.
-fn try_token(http: &reqwest::blocking::Client, url: &str, client: &str) -> Result<String, String> {
+pub(crate) fn try_token(http: &reqwest::blocking::Client, url: &str, client: &str) -> Result<String, String> {
     let resp = http
         .post(format!("{url}/token"))
         .basic_auth(client, Some(CLIENT_SECRET))
@@ -79,7 +79,7 @@ fn token_facts(token: &str) -> (String, String, u64) {
 
 /// Verifies `token` with jsonwebtoken against `jwks`: the key of its kid,
 /// the key's alg, `iss`, `aud`, `exp`.
-fn verify(token: &str, jwks: &JwkSet, issuer: &str) -> Result<(), String> {
+pub(crate) fn verify(token: &str, jwks: &JwkSet, issuer: &str) -> Result<(), String> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| format!("header: {e}"))?;
     let kid = header.kid.ok_or("no kid")?;
     let jwk = jwks.find(&kid).ok_or_else(|| format!("kid {kid} is not in the JWKS"))?;
@@ -92,7 +92,7 @@ fn verify(token: &str, jwks: &JwkSet, issuer: &str) -> Result<(), String> {
 }
 
 /// `GET /.well-known/jwks.json`: (ETag, body).
-fn jwks_with_etag(http: &reqwest::blocking::Client, issuer: &Issuer) -> Result<(String, String), String> {
+pub(crate) fn jwks_with_etag(http: &reqwest::blocking::Client, issuer: &Issuer) -> Result<(String, String), String> {
     let resp = http.get(issuer.jwks_uri()).send().map_err(|e| format!("GET jwks: {e}"))?;
     if resp.status() != 200 {
         return Err(format!("GET jwks: {}", resp.status()));
@@ -103,19 +103,19 @@ fn jwks_with_etag(http: &reqwest::blocking::Client, issuer: &Issuer) -> Result<(
 }
 
 /// `/readyz`: (status, body).
-fn readyz(issuer: &Issuer) -> (u16, Value) {
+pub(crate) fn readyz(issuer: &Issuer) -> (u16, Value) {
     let (status, body) = http_get(issuer.addr(), "/readyz").expect("GET /readyz");
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 /// The value of an unlabelled metric in `/metrics`.
-fn metric(issuer: &Issuer, name: &str) -> Option<f64> {
+pub(crate) fn metric(issuer: &Issuer, name: &str) -> Option<f64> {
     let (_, text) = http_get(issuer.addr(), "/metrics")?;
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// `keys list --json`, whole.
-fn keys_list(issuer: &Issuer) -> Value {
+pub(crate) fn keys_list(issuer: &Issuer) -> Value {
     serde_json::from_slice(&issuer.cli(&["keys", "list", "--json"]).stdout).expect("keys list --json is JSON")
 }
 
@@ -455,7 +455,7 @@ fn strip_ansi(text: &str) -> String {
 }
 
 /// The kids of the `key created` lines of a server's log.
-fn created_kids(log: &str) -> Vec<String> {
+pub(crate) fn created_kids(log: &str) -> Vec<String> {
     strip_ansi(log)
         .lines()
         .filter(|l| l.contains("key created"))

@@ -189,6 +189,12 @@ pub struct IssuerOptions {
     /// A key folder to use instead of a fresh one in the issuer's temporary
     /// folder (two servers on one folder, a folder on a tiny tmpfs).
     pub keys_dir: Option<PathBuf>,
+    /// `keys.postgres` instead of `keys.dir` (replicas on one database).
+    pub postgres: Option<String>,
+    /// `JWKS_ISSUER_KEK` for the server and the CLI (unset when `None`).
+    pub kek: Option<String>,
+    /// `keys.rsa_bits`.
+    pub rsa_bits: usize,
 }
 
 impl Default for IssuerOptions {
@@ -203,6 +209,9 @@ impl Default for IssuerOptions {
             retire_grace: "1m",
             throttle: true,
             keys_dir: None,
+            postgres: None,
+            kek: None,
+            rsa_bits: 2048,
         }
     }
 }
@@ -227,6 +236,12 @@ impl Issuer {
     /// Writes a config, starts `serve` on a free port and waits until
     /// `/readyz` answers 200 (a signing key for every algorithm).
     pub fn start(opts: &IssuerOptions) -> Issuer {
+        Issuer::try_start(opts).unwrap_or_else(|e| panic!("could not start jwks-issuer: {e}"))
+    }
+
+    /// As [`Issuer::start`], but `Err` with the log when the server exits
+    /// before it is ready (as it must when its key store is unreachable).
+    pub fn try_start(opts: &IssuerOptions) -> Result<Issuer, String> {
         let dir = tempfile::Builder::new().prefix("jwks-e2e-").tempdir().expect("temp dir");
         let keys_dir = opts.keys_dir.clone().unwrap_or_else(|| dir.path().join("keys"));
         let config = dir.path().join("issuer.toml");
@@ -238,11 +253,13 @@ impl Issuer {
             let url = format!("http://127.0.0.1:{}", free_port());
             let mut process = launch(&url, &config, &keys_dir, &log, opts);
             match wait_ready(&mut process, &url, &log, START_TIMEOUT) {
-                Ok(()) => return Issuer { url, config, keys_dir, log, opts: opts.clone(), process, _dir: dir },
-                Err(e) => last_error = e,
+                Ok(()) => return Ok(Issuer { url, config, keys_dir, log, opts: opts.clone(), process, _dir: dir }),
+                // A port taken meanwhile says so; anything else is final.
+                Err(e) if e.contains("cannot listen") => last_error = e,
+                Err(e) => return Err(e),
             }
         }
-        panic!("could not start jwks-issuer: {last_error}");
+        Err(last_error)
     }
 
     /// Kills the server with SIGKILL (`kill -9`: no shutdown code runs) and
@@ -303,17 +320,20 @@ impl Issuer {
     /// Runs `jwks-issuer --config <this config> ARGS` (e.g. `keys rotate`)
     /// against the same key folder and returns its output; panics on failure.
     pub fn cli(&self, args: &[&str]) -> Output {
-        let out = Command::new(bin("jwks-issuer"))
-            .arg("--config")
+        let mut cmd = Command::new(bin("jwks-issuer"));
+        cmd.arg("--config")
             .arg(&self.config)
             .args(args)
             .env_remove("JWKS_ISSUER_CONFIG")
             .env_remove("JWKS_ISSUER_KEYS_DIR")
+            .env_remove("JWKS_ISSUER_KEYS_POSTGRES")
             .env_remove("JWKS_ISSUER_KEK")
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run jwks-issuer");
+            .stdin(Stdio::null());
+        if let Some(kek) = &self.opts.kek {
+            cmd.env("JWKS_ISSUER_KEK", kek);
+        }
+        let out = cmd.output().expect("run jwks-issuer");
         assert!(
             out.status.success(),
             "jwks-issuer {args:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -373,23 +393,25 @@ fn launch(url: &str, config: &Path, keys_dir: &Path, log: &Path, opts: &IssuerOp
         std::fs::write(beside, contents).expect("write file beside the config");
     }
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
-    let child = Command::new(bin("jwks-issuer"))
-        .arg("--config")
+    let mut cmd = Command::new(bin("jwks-issuer"));
+    cmd.arg("--config")
         .arg(config)
         .arg("serve")
         .env("JWKS_ISSUER_LISTEN", format!("127.0.0.1:{port}"))
         .env_remove("JWKS_ISSUER_CONFIG")
         .env_remove("JWKS_ISSUER_ISSUER")
         .env_remove("JWKS_ISSUER_KEYS_DIR")
+        .env_remove("JWKS_ISSUER_KEYS_POSTGRES")
         .env_remove("JWKS_ISSUER_KEK")
         .env_remove("JWKS_ISSUER_TOKENS_TTL")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .expect("spawn jwks-issuer serve");
-    ChildGuard::new(child)
+        .stderr(log_file);
+    if let Some(kek) = &opts.kek {
+        cmd.env("JWKS_ISSUER_KEK", kek);
+    }
+    ChildGuard::new(cmd.spawn().expect("spawn jwks-issuer serve"))
 }
 
 /// Waits until the server at `url` answers `/readyz` with 200: `Err` with
@@ -426,9 +448,9 @@ fn config_toml(url: &str, keys_dir: &Path, hash: &str, o: &IssuerOptions) -> Str
 listen = "127.0.0.1:1"
 
 [keys]
-dir = {keys_dir:?}
+{store}
 algorithms = ["ES256", "RS256"]
-rsa_bits = 2048
+rsa_bits = {rsa_bits}
 rotation_period = "{rotation_period}"
 publish_ahead = "{publish_ahead}"
 retire_grace = "{retire_grace}"
@@ -456,7 +478,11 @@ algorithm = "RS256"
 {throttle}"#,
         throttle = if o.throttle { "" } else { "\n[throttle]\nburst = 0\n" },
         retire_grace = o.retire_grace,
-        keys_dir = keys_dir.display().to_string(),
+        store = match &o.postgres {
+            Some(url) => format!("postgres = {url:?}"),
+            None => format!("dir = {:?}", keys_dir.display().to_string()),
+        },
+        rsa_bits = o.rsa_bits,
         rotation_period = o.rotation_period,
         publish_ahead = o.publish_ahead,
         max_age = o.max_age,
@@ -512,5 +538,170 @@ pub fn poll<T>(what: &str, timeout: Duration, every: Duration, mut f: impl FnMut
         }
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(every);
+    }
+}
+
+/// A key-encryption key for tests (base64 of the bytes 0..32).
+pub const TEST_KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// Whether tests must fail, not skip, without PostgreSQL (`.ci/run` sets it).
+pub fn postgres_required() -> bool {
+    std::env::var("JWKS_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1")
+}
+
+/// Skips `test` loudly (or fails it under `JWKS_TEST_REQUIRE_POSTGRES=1`).
+pub fn skip_without_postgres(test: &str, why: &str) {
+    assert!(!postgres_required(), "JWKS_TEST_REQUIRE_POSTGRES=1 but {test} cannot run: {why}");
+    eprintln!("\n*** SKIPPED {test}: {why}; set JWKS_TEST_REQUIRE_POSTGRES=1 to make this a failure ***\n");
+}
+
+/// Runs `sql` with `psql` as `postgres` on `host:port`, database `db`:
+/// the unaligned output, or why not.
+pub fn psql(port: u16, db: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", db, "-AtX", "-v", "ON_ERROR_STOP=1"])
+        .args(["-c", sql])
+        .env("PGCONNECT_TIMEOUT", "3")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// A database of its own on a PostgreSQL server, dropped at the end.
+#[derive(Debug)]
+pub struct PgDb {
+    /// Its name.
+    pub name: String,
+    /// `postgres://postgres@127.0.0.1:PORT/NAME`.
+    pub url: String,
+    port: u16,
+}
+
+impl PgDb {
+    /// A fresh database on the shared server at 127.0.0.1:5432, or `None`
+    /// after a loud skip message when none answers.
+    pub fn create(test: &str) -> Option<PgDb> {
+        PgDb::create_on(5432, test)
+    }
+
+    /// A fresh database on the server at 127.0.0.1:`port`.
+    pub fn create_on(port: u16, test: &str) -> Option<PgDb> {
+        let mut bytes = [0u8; 6];
+        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).expect("urandom");
+        let name = format!("jwks_e2e_{test}_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        match psql(port, "postgres", &format!("CREATE DATABASE {name}")) {
+            Ok(_) => Some(PgDb { url: format!("postgres://postgres@127.0.0.1:{port}/{name}"), name, port }),
+            Err(e) => {
+                skip_without_postgres(test, &format!("no PostgreSQL at 127.0.0.1:{port} ({e})"));
+                None
+            }
+        }
+    }
+
+    /// Runs `sql` in this database.
+    pub fn sql(&self, sql: &str) -> String {
+        psql(self.port, &self.name, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = psql(self.port, "postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+/// A PostgreSQL server of the test's own (initdb into a temporary folder,
+/// run as the `postgres` user), which the test may stop and start.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    bin: PathBuf,
+    data: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl PrivatePostgres {
+    /// Initialises and starts a server; `Err` saying why when this machine
+    /// cannot (no PostgreSQL binaries, not root).
+    pub fn start() -> Result<PrivatePostgres, String> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .map_err(|e| format!("no /usr/lib/postgresql: {e}"))?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").is_file())
+            .max()
+            .ok_or("no initdb under /usr/lib/postgresql")?;
+        let dir = tempfile::Builder::new().prefix("jwks-e2e-pg-").tempdir().map_err(|e| e.to_string())?;
+        let owner = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(dir.path())
+            .status()
+            .map_err(|e| format!("chown: {e}"))?;
+        if !owner.success() {
+            return Err("cannot give the folder to the postgres user (not root?)".into());
+        }
+        let data = dir.path().join("data");
+        let pg = PrivatePostgres { port: free_port(), bin, data, dir };
+        pg.as_postgres(&[
+            pg.bin.join("initdb").to_str().unwrap_or_default(),
+            "-D",
+            pg.data.to_str().unwrap_or_default(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ])?;
+        pg.resume()?;
+        Ok(pg)
+    }
+
+    fn as_postgres(&self, args: &[&str]) -> Result<(), String> {
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("runuser: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
+        let ctl = self.bin.join("pg_ctl");
+        let mut all = vec![ctl.to_str().unwrap_or_default(), "-D", self.data.to_str().unwrap_or_default(), "-w"];
+        all.extend_from_slice(args);
+        self.as_postgres(&all)
+    }
+
+    /// Starts the (stopped) server.
+    pub fn resume(&self) -> Result<(), String> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("postgres.log");
+        self.pg_ctl(&["-o", &opts, "-l", log.to_str().unwrap_or_default(), "start"])
+    }
+
+    /// Stops the server (fast shutdown: open connections are cut).
+    pub fn stop(&self) -> Result<(), String> {
+        self.pg_ctl(&["-m", "fast", "stop"])
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl(&["-m", "immediate", "stop"]);
     }
 }
