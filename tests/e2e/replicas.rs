@@ -66,13 +66,16 @@ fn leaders(replicas: &[Issuer]) -> Vec<usize> {
         .collect()
 }
 
+/// What a load thread reports: the replica's index and the token, or why not.
+type Outcome = (usize, Result<String, String>);
+
 /// Token load on every replica from one thread each, until `stop`: every
 /// token (or failure) is sent on the channel with the replica's index.
 fn load(
     replicas: &[Issuer],
     stop: &Arc<AtomicBool>,
     pause: Duration,
-) -> (Vec<std::thread::JoinHandle<()>>, mpsc::Receiver<(usize, Result<String, String>)>) {
+) -> (Vec<std::thread::JoinHandle<()>>, mpsc::Receiver<Outcome>) {
     let (tx, rx) = mpsc::channel();
     let handles = replicas
         .iter()
@@ -378,7 +381,7 @@ fn postgres_stopped_and_started_under_load_costs_no_token() {
     for w in workers {
         w.join().expect("load thread");
     }
-    let results: Vec<(usize, Result<String, String>)> = tokens.try_iter().collect();
+    let results: Vec<Outcome> = tokens.try_iter().collect();
     let failed: Vec<&String> = results.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
     assert!(failed.is_empty(), "{} of {} token requests failed: {:?}", failed.len(), results.len(), &failed[..]);
     eprintln!(
