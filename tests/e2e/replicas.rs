@@ -250,8 +250,12 @@ fn killing_the_leader_mid_rotation_hands_over_without_a_duplicate_or_gap() {
     let http = blocking_http();
     let mut timelines = BTreeMap::new();
     let (mut mid_rotation, mut takeovers) = (0usize, Vec::new());
-    let change_lock_held =
-        || db.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 2 AND granted") != "0";
+    let change_lock_held = || {
+        db.sql(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.objid = 2 AND l.granted",
+        ) != "0"
+    };
     for round in 0..3 {
         let leader = poll("one leader", Duration::from_secs(10), Duration::from_millis(50), || {
             let l = leaders(&replicas);

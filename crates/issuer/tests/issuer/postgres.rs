@@ -229,7 +229,10 @@ fn one_replica_leads_and_another_takes_over_when_it_goes() {
     assert!(a.try_lead().unwrap(), "the leader stays leader");
     assert!(!b.try_lead().unwrap());
     assert_eq!(
-        db.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"),
+        db.query(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.granted"
+        ),
         vec![Some("1".to_string())],
         "the leader lock is taken once, not once per tick"
     );
