@@ -23,6 +23,6 @@ for t in "${targets[@]}"; do
     echo "!! $t failed or crashed: see fuzz/$t.log and fuzz/artifacts/$t/"
     status=1
   fi
-  grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units|^Done [0-9]+ runs' "$t.log" | tail -3 || true
+  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|^Done [0-9]+ runs' "$t.log" | tail -3 || true
 done
 exit $status
