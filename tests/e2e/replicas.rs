@@ -459,3 +459,76 @@ fn keys_commands_and_migrate_work_against_the_database() {
     assert!(states.contains(&("ES256", "revoked")) && states.contains(&("ES256", "active")), "{states:?}");
     eprintln!("keys migrate: 2 copied then 0; revoke through the database left the JWKS after {gone_after:?}");
 }
+
+#[test]
+fn a_client_assertion_or_dpop_proof_replayed_at_another_replica_is_refused() {
+    use jwks_jose::{Algorithm, JwkSet, SigningKey, compact};
+    let Some(db) = PgDb::create("replay") else { return };
+    const ISSUER: &str = "https://issuer.replicas.e2e.test";
+    const CLIENT: &str = "e2e-kjwt";
+    let key = SigningKey::from_pkcs8(Algorithm::ES256, &SigningKey::generate(Algorithm::ES256, 2048).unwrap()).unwrap();
+    let set = JwkSet { keys: vec![key.public_jwk()] };
+    let opts = IssuerOptions {
+        rotation_period: "1h",
+        issuer: Some(ISSUER.into()),
+        extra_toml: format!(
+            "\n[[clients]]\nid = \"{CLIENT}\"\njwks_file = \"client-jwks.json\"\nscopes = [\"read\"]\n\
+             audiences = [\"{}\"]\n",
+            jwks_e2e::AUDIENCE
+        ),
+        files: vec![("client-jwks.json".into(), serde_json::to_string(&set).unwrap())],
+        ..pg_options(&db.url)
+    };
+    let replicas = start_replicas(2, &opts);
+    let http = blocking_http();
+    let now = unix_now();
+    let sign = |header: Value, claims: Value| {
+        compact::sign(&key, header.to_string().as_bytes(), claims.to_string().as_bytes()).unwrap()
+    };
+    let post = |replica: &Issuer, form: &[(&str, &str)], dpop: Option<&str>, basic: bool| {
+        let mut req = http.post(replica.token_endpoint()).form(form);
+        if let Some(p) = dpop {
+            req = req.header("DPoP", p);
+        }
+        if basic {
+            req = req.basic_auth(ES_CLIENT, Some(jwks_e2e::CLIENT_SECRET));
+        }
+        let resp = req.send().expect("POST /token");
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().expect("JSON"))
+    };
+
+    // private_key_jwt: the assertion is single-use across replicas.
+    let assertion = sign(
+        serde_json::json!({"alg": "ES256", "kid": key.kid(), "typ": "JWT"}),
+        serde_json::json!({"iss": CLIENT, "sub": CLIENT, "aud": format!("{ISSUER}/token"), "iat": now,
+                           "exp": now + 60, "jti": "replayed-across-replicas"}),
+    );
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let (status, body) = post(&replicas[0], &form, None, false);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(&replicas[1], &form, None, false);
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
+    assert!(body["error_description"].as_str().unwrap_or("").contains("already used"), "{body}");
+
+    // DPoP: a proof is single-use across replicas; a fresh one works.
+    let proof = |jti: &str| {
+        sign(
+            serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk()}),
+            serde_json::json!({"jti": jti, "htm": "POST", "htu": format!("{ISSUER}/token"), "iat": unix_now()}),
+        )
+    };
+    let cc = [("grant_type", "client_credentials")];
+    let first = proof("proof-1");
+    let (status, body) = post(&replicas[1], &cc, Some(&first), true);
+    assert_eq!((status, body["token_type"].as_str()), (200, Some("DPoP")), "{body}");
+    let (status, body) = post(&replicas[0], &cc, Some(&first), true);
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_dpop_proof")), "{body}");
+    let (status, body) = post(&replicas[0], &cc, Some(&proof("proof-2")), true);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(db.sql("SELECT count(*) FROM jwks_issuer_replay"), "3", "one claim per single-use id");
+}

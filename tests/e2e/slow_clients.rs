@@ -204,7 +204,6 @@ async fn slowloris_does_not_delay_tokens_and_slow_heads_are_cut_off() {
 /// byte per [`DRIP`] is answered and disconnected within
 /// [`CLOSED_WITHIN`], like a slow head.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a deadline on the token endpoint's body read (crates/issuer/src/oauth/endpoint.rs read_body): actix-http stops its request timer once the head is in"]
 async fn slow_request_bodies_are_cut_off() {
     let issuer = Issuer::start(&IssuerOptions::default());
     let open = Arc::new(AtomicUsize::new(0));

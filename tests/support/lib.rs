@@ -195,6 +195,8 @@ pub struct IssuerOptions {
     pub kek: Option<String>,
     /// `keys.rsa_bits`.
     pub rsa_bits: usize,
+    /// `issuer`, when not the server's own URL (replicas behind one name).
+    pub issuer: Option<String>,
 }
 
 impl Default for IssuerOptions {
@@ -212,6 +214,7 @@ impl Default for IssuerOptions {
             postgres: None,
             kek: None,
             rsa_bits: 2048,
+            issuer: None,
         }
     }
 }
@@ -444,7 +447,7 @@ fn read_log(path: &Path) -> String {
 fn config_toml(url: &str, keys_dir: &Path, hash: &str, o: &IssuerOptions) -> String {
     let scopes = SCOPES.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
     format!(
-        r#"issuer = "{url}"
+        r#"issuer = "{issuer}"
 listen = "127.0.0.1:1"
 
 [keys]
@@ -483,6 +486,7 @@ algorithm = "RS256"
             None => format!("dir = {:?}", keys_dir.display().to_string()),
         },
         rsa_bits = o.rsa_bits,
+        issuer = o.issuer.as_deref().unwrap_or(url),
         rotation_period = o.rotation_period,
         publish_ahead = o.publish_ahead,
         max_age = o.max_age,

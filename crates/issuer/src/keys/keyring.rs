@@ -107,7 +107,11 @@ pub struct Keyring {
     snapshot: ArcSwap<Snapshot>,
     last_failure: Mutex<Option<String>>,
     leader: AtomicBool,
+    last_purge: std::sync::atomic::AtomicU64,
 }
+
+/// How often the rotation leader purges expired single-use claims.
+const PURGE_EVERY: u64 = 60;
 
 impl Keyring {
     /// Opens the ring over `store`: see [`Keyring::open_boxed`].
@@ -151,6 +155,7 @@ impl Keyring {
             snapshot: ArcSwap::from_pointee(empty),
             last_failure: Mutex::new(None),
             leader: AtomicBool::new(false),
+            last_purge: std::sync::atomic::AtomicU64::new(now),
         };
         let leading = ring.store.try_lead()?;
         ring.set_leader(leading);
@@ -212,6 +217,14 @@ impl Keyring {
         let leading = self.store.try_lead();
         self.set_leader(matches!(leading, Ok(true)));
         let result = leading.and_then(|leading| {
+            if leading && now.saturating_sub(self.last_purge.load(Ordering::Relaxed)) >= PURGE_EVERY {
+                self.last_purge.store(now, Ordering::Relaxed);
+                match self.store.purge_claims(now) {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(purged, "expired single-use claims purged"),
+                    Err(e) => tracing::warn!(error = %e, "purging expired single-use claims failed"),
+                }
+            }
             if leading && !lifecycle::plan(&snap.metas(), &self.algorithms, &self.policy, now).is_empty() {
                 return self.reconcile();
             }

@@ -8,6 +8,11 @@
 //! change: replicas `LISTEN` to reload at once and poll the generation
 //! every second as a fallback.
 //!
+//! Single-use ids (the `jti`s of `private_key_jwt` assertions and of DPoP
+//! proofs at the token endpoint) are claimed in `jwks_issuer_replay` too,
+//! so a replay is refused by every replica, not only the one that saw the
+//! original; the leader purges expired claims once a minute.
+//!
 //! Three advisory locks (scoped to the database) coordinate processes:
 //! migrations run under a transaction lock, so replicas that start together
 //! migrate once; changes to keys (rotation, `keys rotate/revoke/import`)
@@ -47,7 +52,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Versioned schema migrations; version N is `MIGRATIONS[N - 1]`. Never
 /// edit one that has shipped: append.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE jwks_issuer_keys (
     kid        text PRIMARY KEY,
     document   jsonb NOT NULL,
@@ -67,7 +73,15 @@ BEGIN
 END $$;
 CREATE TRIGGER jwks_issuer_keys_changed AFTER INSERT OR UPDATE OR DELETE ON jwks_issuer_keys
     FOR EACH STATEMENT EXECUTE FUNCTION jwks_issuer_keys_changed();
-"#];
+"#,
+    r#"
+CREATE TABLE jwks_issuer_replay (
+    id      text PRIMARY KEY,
+    expires bigint NOT NULL
+);
+CREATE INDEX jwks_issuer_replay_expires ON jwks_issuer_replay (expires);
+"#,
+];
 
 /// A validated `postgres://` address. Its `Debug` and [`PgUrl::location`]
 /// never show the password.
@@ -446,6 +460,38 @@ impl KeyStore for PgStore {
 
     fn elects_leader(&self) -> bool {
         true
+    }
+
+    fn claim_once(&self, id: &str, until: u64, now: u64) -> Option<Result<bool, Error>> {
+        let (until, now) = (i64::try_from(until).unwrap_or(i64::MAX), i64::try_from(now).unwrap_or(i64::MAX));
+        let claimed = self.client().and_then(|client| {
+            self.run("claiming a single-use id", async {
+                // A live claim blocks; an expired one is taken over.
+                let rows = client
+                    .query(
+                        "INSERT INTO jwks_issuer_replay (id, expires) VALUES ($1, $2)
+                         ON CONFLICT (id) DO UPDATE SET expires = excluded.expires
+                         WHERE jwks_issuer_replay.expires <= $3
+                         RETURNING 1",
+                        &[&id, &until, &now],
+                    )
+                    .await?;
+                Ok(rows.len() == 1)
+            })
+        });
+        Some(claimed)
+    }
+
+    fn shares_claims(&self) -> bool {
+        true
+    }
+
+    fn purge_claims(&self, now: u64) -> Result<u64, Error> {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let client = self.client()?;
+        self.run("purging expired single-use ids", async {
+            client.execute("DELETE FROM jwks_issuer_replay WHERE expires <= $1", &[&now]).await
+        })
     }
 
     fn watch(&self, wake: Weak<Notify>) {

@@ -146,6 +146,22 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     fn elects_leader(&self) -> bool {
         false
     }
+    /// Claims the single-use id `id` (a digest: short, fixed length) until
+    /// `until`, across every process sharing the store: `Some(Ok(true))`
+    /// the first time, `Some(Ok(false))` while an earlier claim is live,
+    /// `None` when the store does not share claims (a folder: each process
+    /// keeps its own replay cache). Blocking.
+    fn claim_once(&self, _id: &str, _until: u64, _now: u64) -> Option<Result<bool, Error>> {
+        None
+    }
+    /// Whether [`KeyStore::claim_once`] shares claims between processes.
+    fn shares_claims(&self) -> bool {
+        false
+    }
+    /// Forgets the claims that expired by `now`; returns how many.
+    fn purge_claims(&self, _now: u64) -> Result<u64, Error> {
+        Ok(0)
+    }
     /// Arranges for `wake` to be notified soon after another process
     /// changes the store, where the store can tell (PostgreSQL
     /// `LISTEN/NOTIFY`). The scheduler polls [`KeyStore::fingerprint`]

@@ -117,8 +117,9 @@ impl AssertionVerifier {
     /// Verifies `assertion` for this client: signature with the client's
     /// keys, `iss` = `sub` = client id, `aud` naming the token endpoint or
     /// the issuer, `exp` at most `max_lifetime` ahead, `jti` used once.
-    /// The error is an `error_description`.
-    pub async fn verify(&self, assertion: &str, replay: &ReplayCache) -> Result<(), String> {
+    /// The error is an `error_description`. On success, the id recorded
+    /// in `replay` and until when, for the claim across replicas.
+    pub async fn verify(&self, assertion: &str, replay: &ReplayCache) -> Result<(String, u64), String> {
         let claims: Claims = match &self.keys {
             ClientKeys::Static(v) => v.verify(assertion),
             ClientKeys::Remote { uri, verifier } => {
@@ -136,8 +137,9 @@ impl AssertionVerifier {
         check_claims(&claims, &self.client_id, now, self.max_lifetime)?;
         let jti = claims.jti.as_deref().unwrap_or_default();
         let key = format!("{}\0{jti}", self.client_id);
-        match replay.check_and_insert(&key, claims.exp.saturating_add(LEEWAY), now) {
-            Ok(()) => Ok(()),
+        let until = claims.exp.saturating_add(LEEWAY);
+        match replay.check_and_insert(&key, until, now) {
+            Ok(()) => Ok((format!("private_key_jwt\0{key}"), until)),
             Err(Replay::Seen) => Err("client assertion rejected: `jti` was already used".into()),
             Err(Replay::Full) => Err("client assertion rejected: too many assertions in flight".into()),
         }

@@ -33,10 +33,27 @@ impl ReplayGuard for ReplayCache {
     }
 }
 
+/// The local replay cache, noting the id it accepted for the claim across
+/// replicas that follows a valid proof.
+struct Noting<'a> {
+    cache: &'a ReplayCache,
+    accepted: std::sync::Mutex<Option<(String, u64)>>,
+}
+
+impl ReplayGuard for Noting<'_> {
+    fn check_and_insert(&self, id: &str, until: u64, now: u64) -> Result<(), VerifierReplay> {
+        ReplayGuard::check_and_insert(self.cache, id, until, now)?;
+        if let Ok(mut a) = self.accepted.lock() {
+            *a = Some((format!("dpop\0{id}"), until));
+        }
+        Ok(())
+    }
+}
+
 /// The key thumbprint a new token is bound to: `Some(jkt)` for a request
 /// with a valid proof, `None` for one without a proof from a client that
 /// may go without. A proof that is present is always checked.
-pub(crate) fn binding(
+pub(crate) async fn binding(
     req: &HttpRequest,
     client: &ClientConfig,
     state: &AppState,
@@ -60,8 +77,20 @@ pub(crate) fn binding(
     let url = state.config.token_endpoint();
     let request = Request { method: "POST", url: &url, access_token: None };
     let now = UNIX_EPOCH + Duration::from_secs(state.clock.now());
-    match dpop::verify_proof(proof, &request, now, state.config.dpop_iat_window, &state.dpop_replay) {
-        Ok(key) => Ok(Some(key.jkt)),
+    let guard = Noting { cache: &state.dpop_replay, accepted: std::sync::Mutex::new(None) };
+    let verified = dpop::verify_proof(proof, &request, now, state.config.dpop_iat_window, &guard);
+    let accepted = guard.accepted.lock().ok().and_then(|mut a| a.take());
+    match verified {
+        Ok(key) => {
+            if let Some((id, until)) = accepted {
+                let now = state.clock.now();
+                if super::replay::claim_across_replicas(&state.keyring, &id, until, now).await.is_err() {
+                    tracing::info!(client_id = %client.id, "DPoP proof replayed at another replica");
+                    return Err(OAuthError::InvalidDpopProof("the proof's `jti` was already used".into()));
+                }
+            }
+            Ok(Some(key.jkt))
+        }
         Err(jwks_verifier::Error::InvalidDpopProof { reason: ProofError::ReplayCacheFull }) => {
             tracing::error!(client_id = %client.id, "DPoP replay cache full of live proofs");
             Err(OAuthError::Server)

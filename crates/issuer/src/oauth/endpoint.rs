@@ -29,8 +29,19 @@ struct TokenResponse<'a> {
     scope: &'a str,
 }
 
-/// Reads the body up to [`request::MAX_BODY`] bytes.
-async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Vec<u8>, OAuthError> {
+/// How long the whole body may take to arrive once the head is in (the
+/// server's request timeout covers the head only): a client sending a byte
+/// now and then cannot hold a connection.
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads the body up to [`request::MAX_BODY`] bytes within [`BODY_DEADLINE`].
+async fn read_body(req: &HttpRequest, payload: Payload) -> Result<Vec<u8>, OAuthError> {
+    tokio::time::timeout(BODY_DEADLINE, read_body_unbounded(req, payload))
+        .await
+        .unwrap_or(Err(OAuthError::BodyTimeout(BODY_DEADLINE.as_secs())))
+}
+
+async fn read_body_unbounded(req: &HttpRequest, mut payload: Payload) -> Result<Vec<u8>, OAuthError> {
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > request::MAX_BODY as u64) {
@@ -66,7 +77,7 @@ async fn issue(req: &HttpRequest, payload: Payload, state: &web::Data<AppState>)
     let body = read_body(req, payload).await?;
     let form = TokenForm::parse(&body)?;
     let client = authenticate_throttled(req, &form, state).await?;
-    let jkt = super::dpop::binding(req, &client, state)?;
+    let jkt = super::dpop::binding(req, &client, state).await?;
 
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}
@@ -234,10 +245,14 @@ async fn authenticate_assertion(
         tracing::info!(client_id = %printable(&iss), "client assertion from an unknown or secret-based client");
         return Err(fail("client authentication failed".into()));
     };
-    verifier.verify(assertion, &state.assertions.replay).await.map_err(|d| {
+    let (id, until) = verifier.verify(assertion, &state.assertions.replay).await.map_err(|d| {
         tracing::info!(client_id = %client.id, reason = %d, "client assertion rejected");
         fail(d)
     })?;
+    if super::replay::claim_across_replicas(&state.keyring, &id, until, state.clock.now()).await.is_err() {
+        tracing::info!(client_id = %client.id, "client assertion replayed at another replica");
+        return Err(fail("client assertion rejected: `jti` was already used".into()));
+    }
     Ok(client.clone())
 }
 

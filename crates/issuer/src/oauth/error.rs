@@ -38,6 +38,10 @@ pub enum OAuthError {
     /// A body over the limit; answered 413 with `invalid_request`.
     #[error("invalid_request")]
     TooLarge(usize),
+    /// The body did not arrive within the deadline (seconds); answered 408
+    /// with `invalid_request`, and the connection is closed.
+    #[error("invalid_request")]
+    BodyTimeout(u64),
     /// Too many failed authentications; answered 429 with `Retry-After`.
     #[error("slow_down")]
     Throttled {
@@ -54,7 +58,7 @@ impl OAuthError {
     /// The RFC 6749 §5.2 code.
     pub fn code(&self) -> &'static str {
         match self {
-            OAuthError::InvalidRequest(_) | OAuthError::TooLarge(_) => "invalid_request",
+            OAuthError::InvalidRequest(_) | OAuthError::TooLarge(_) | OAuthError::BodyTimeout(_) => "invalid_request",
             OAuthError::InvalidClient { .. } => "invalid_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
@@ -74,6 +78,7 @@ impl OAuthError {
             | OAuthError::InvalidDpopProof(d)
             | OAuthError::InvalidClient { description: d, .. } => d.clone(),
             OAuthError::TooLarge(max) => format!("request body larger than {max} bytes"),
+            OAuthError::BodyTimeout(secs) => format!("request body not received within {secs} s"),
             OAuthError::Throttled { retry_after } => {
                 format!("too many failed authentications; retry after {retry_after} s")
             }
@@ -90,6 +95,7 @@ impl ResponseError for OAuthError {
         match self {
             OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
             OAuthError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            OAuthError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             OAuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             OAuthError::Server => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -105,6 +111,10 @@ impl ResponseError for OAuthError {
             }
             OAuthError::Throttled { retry_after } => {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            // The rest of a slow body would be read as the next request.
+            OAuthError::BodyTimeout(_) => {
+                res.force_close();
             }
             _ => {}
         }

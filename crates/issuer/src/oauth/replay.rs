@@ -43,6 +43,39 @@ impl ReplayCache {
     }
 }
 
+/// Claims `id` (as recorded in a local [`ReplayCache`] a moment ago) in
+/// the key store, when the store shares claims between replicas
+/// (PostgreSQL): a replay sent to another replica is refused too. The
+/// claim runs on a blocking thread. When the store cannot answer, the
+/// local cache's verdict stands and a warning is logged: a replica whose
+/// database is down keeps serving, refusing the replays it saw itself.
+pub(crate) async fn claim_across_replicas(
+    keyring: &std::sync::Arc<crate::keys::Keyring>,
+    id: &str,
+    until: UnixTime,
+    now: UnixTime,
+) -> Result<(), Replay> {
+    if !keyring.store().shares_claims() {
+        return Ok(());
+    }
+    // A fixed-length digest: ids are client-chosen and may be long.
+    let digest = jwks_jose::b64::encode(jwks_jose::crypto::sha256(id.as_bytes()));
+    let ring = std::sync::Arc::clone(keyring);
+    let claimed = tokio::task::spawn_blocking(move || ring.store().claim_once(&digest, until, now)).await;
+    match claimed {
+        Ok(None) | Ok(Some(Ok(true))) => Ok(()),
+        Ok(Some(Ok(false))) => Err(Replay::Seen),
+        Ok(Some(Err(e))) => {
+            tracing::warn!(error = %e, "single-use id not shared with the other replicas; this replica's cache decided");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "single-use id claim task failed; this replica's cache decided");
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,11 +182,12 @@ fn replicas_starting_together_migrate_the_schema_once() {
     for h in handles {
         h.join().unwrap().unwrap();
     }
-    assert_eq!(db.query("SELECT count(*) FROM jwks_issuer_schema"), vec![Some("1".to_string())]);
-    assert_eq!(db.query("SELECT max(version) FROM jwks_issuer_schema"), vec![Some("1".to_string())]);
+    // Two migrations (keys, then single-use claims), each applied once.
+    assert_eq!(db.query("SELECT count(*) FROM jwks_issuer_schema"), vec![Some("2".to_string())]);
+    assert_eq!(db.query("SELECT max(version) FROM jwks_issuer_schema"), vec![Some("2".to_string())]);
     // Opening again applies nothing.
     PgStore::open(&db.url, sealer(7)).unwrap();
-    assert_eq!(db.query("SELECT count(*) FROM jwks_issuer_schema"), vec![Some("1".to_string())]);
+    assert_eq!(db.query("SELECT count(*) FROM jwks_issuer_schema"), vec![Some("2".to_string())]);
     // A schema newer than this code is refused, not used.
     db.query("INSERT INTO jwks_issuer_schema (version) VALUES (99)");
     let e = PgStore::open(&db.url, sealer(7)).unwrap_err();
@@ -334,4 +335,22 @@ fn the_postgres_store_requires_the_kek() {
     }
     let e = jwks_issuer::keys::open_store(&config).unwrap_err();
     assert!(matches!(&e, Error::Kek(m) if m.contains("JWKS_ISSUER_KEK") && m.contains("keys.postgres")), "{e}");
+}
+
+#[test]
+fn single_use_ids_are_claimed_once_across_replicas_until_they_expire() {
+    let Some(db) = TestDb::create("claims") else { return };
+    let a = PgStore::open(&db.url, sealer(7)).unwrap();
+    let b = PgStore::open(&db.url, sealer(7)).unwrap();
+    assert!(a.shares_claims());
+    assert!(a.claim_once("id-1", 200, 100).unwrap().unwrap());
+    assert!(!b.claim_once("id-1", 200, 150).unwrap().unwrap(), "a replay at another replica");
+    assert!(b.claim_once("id-2", 200, 150).unwrap().unwrap());
+    assert!(b.claim_once("id-1", 300, 200).unwrap().unwrap(), "an expired claim is taken over");
+    assert_eq!(a.purge_claims(250).unwrap(), 1, "id-2 expired at 200");
+    assert_eq!(db.query("SELECT id FROM jwks_issuer_replay"), vec![Some("id-1".to_string())]);
+    // A folder store shares nothing: each process keeps its own cache.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DirStore::open(tmp.path(), None).unwrap();
+    assert!(!dir.shares_claims() && KeyStore::claim_once(&dir, "id-1", 200, 100).is_none());
 }

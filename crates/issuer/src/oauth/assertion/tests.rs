@@ -36,10 +36,10 @@ async fn es256_and_rs256_assertions_authenticate() {
         let v = verifier("svc", &[&k], &clock);
         let replay = ReplayCache::default();
         let a = sign(&k, &claims("svc", "svc", TOKEN_URL, NOW + 60, "j1"));
-        assert_eq!(v.verify(&a, &replay).await, Ok(()));
+        assert_eq!(v.verify(&a, &replay).await.map(drop), Ok(()));
         // The issuer itself is an accepted audience too (RFC 7523 §3).
         let a = sign(&k, &claims("svc", "svc", "https://issuer.test", NOW + 60, "j2"));
-        assert_eq!(v.verify(&a, &replay).await, Ok(()));
+        assert_eq!(v.verify(&a, &replay).await.map(drop), Ok(()));
     }
 }
 
@@ -84,13 +84,16 @@ async fn a_jti_is_single_use_within_the_assertion_lifetime() {
     let v = verifier("svc", &[&k], &clock);
     let replay = ReplayCache::default();
     let a = sign(&k, &claims("svc", "svc", TOKEN_URL, NOW + 60, "once"));
-    assert_eq!(v.verify(&a, &replay).await, Ok(()));
+    assert_eq!(v.verify(&a, &replay).await.map(drop), Ok(()));
     let err = v.verify(&a, &replay).await.unwrap_err();
     assert!(err.contains("already used"), "{err}");
     // Another client may use the same jti: the cache is per client.
     let k2 = key(Algorithm::ES256);
     let v2 = verifier("svc2", &[&k2], &clock);
-    assert_eq!(v2.verify(&sign(&k2, &claims("svc2", "svc2", TOKEN_URL, NOW + 60, "once")), &replay).await, Ok(()));
+    assert_eq!(
+        v2.verify(&sign(&k2, &claims("svc2", "svc2", TOKEN_URL, NOW + 60, "once")), &replay).await.map(drop),
+        Ok(())
+    );
 }
 
 /// A JWKS server whose body can be swapped, counting requests.
@@ -135,12 +138,12 @@ async fn a_jwks_uri_client_whose_key_rotates_keeps_authenticating() {
         Arc::new(clock.clone()),
     );
     let replay = ReplayCache::default();
-    assert_eq!(v.verify(&sign(&old, &claims("svc", "svc", TOKEN_URL, NOW + 60, "a")), &replay).await, Ok(()));
+    assert_eq!(v.verify(&sign(&old, &claims("svc", "svc", TOKEN_URL, NOW + 60, "a")), &replay).await.map(drop), Ok(()));
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
     // The client publishes a new key and signs with it: one refetch.
     *body.lock().unwrap() = set(&[&old, &new]);
     clock.advance(31); // past the verifier's refetch cooldown
-    assert_eq!(v.verify(&sign(&new, &claims("svc", "svc", TOKEN_URL, NOW + 90, "b")), &replay).await, Ok(()));
+    assert_eq!(v.verify(&sign(&new, &claims("svc", "svc", TOKEN_URL, NOW + 90, "b")), &replay).await.map(drop), Ok(()));
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
     // An unknown key is still refused.
     let stranger = key(Algorithm::ES256);
