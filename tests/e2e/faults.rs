@@ -454,6 +454,36 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
+/// Asserts one key per slot for each algorithm: the signing windows
+/// `[activates, deactivates)` of one algorithm's keys never overlap (a
+/// duplicate successor) and, when `contiguous`, meet exactly (no gap: a
+/// missing successor). Returns how many keys each algorithm had.
+pub(crate) fn assert_one_key_per_slot(
+    timelines: &BTreeMap<String, Value>,
+    contiguous: bool,
+) -> BTreeMap<String, usize> {
+    let mut per_alg: BTreeMap<String, Vec<(u64, u64, String)>> = BTreeMap::new();
+    for (kid, k) in timelines {
+        per_alg.entry(k["alg"].as_str().expect("alg").to_string()).or_default().push((
+            k["activates"].as_u64().expect("activates"),
+            k["deactivates"].as_u64().expect("deactivates"),
+            kid.clone(),
+        ));
+    }
+    for (alg, keys) in &mut per_alg {
+        keys.sort();
+        for w in keys.windows(2) {
+            let ((a0, d0, k0), (a1, _, k1)) = (&w[0], &w[1]);
+            let ok = if contiguous { d0 == a1 } else { d0 <= a1 };
+            assert!(
+                ok && a0 < a1,
+                "{alg}: {k0} signs [{a0}, {d0}) and {k1} from {a1}: a duplicate or missing successor\n{timelines:#?}"
+            );
+        }
+    }
+    per_alg.into_iter().map(|(a, k)| (a, k.len())).collect()
+}
+
 /// The kids of the `key created` lines of a server's log.
 pub(crate) fn created_kids(log: &str) -> Vec<String> {
     strip_ansi(log)
@@ -545,24 +575,9 @@ fn two_servers_on_one_folder_agree() {
     // Exactly one successor per slot: the signing windows [activates,
     // deactivates) of one algorithm's keys never overlap (so no two keys
     // share an `activates`), and every key was created once, by one server.
-    let mut per_alg: BTreeMap<String, Vec<(u64, u64, String)>> = BTreeMap::new();
-    for (kid, k) in &timelines {
-        per_alg.entry(k["alg"].as_str().expect("alg").to_string()).or_default().push((
-            k["activates"].as_u64().expect("activates"),
-            k["deactivates"].as_u64().expect("deactivates"),
-            kid.clone(),
-        ));
-    }
-    for (alg, keys) in &mut per_alg {
-        keys.sort();
-        for w in keys.windows(2) {
-            let ((a0, d0, k0), (a1, _, k1)) = (&w[0], &w[1]);
-            assert!(
-                d0 <= a1 && a0 < a1,
-                "{alg}: two keys for one slot: {k0} signs [{a0}, {d0}) and {k1} from {a1}\n{timelines:#?}"
-            );
-        }
-        assert!(keys.len() >= 10, "{alg}: only {} keys in {RUN:?}: no rotation", keys.len());
+    let per_alg = assert_one_key_per_slot(&timelines, false);
+    for (alg, n) in &per_alg {
+        assert!(*n >= 10, "{alg}: only {n} keys in {RUN:?}: no rotation");
     }
     let created: Vec<(String, &str)> = created_kids(&a.full_log())
         .into_iter()
@@ -584,6 +599,6 @@ fn two_servers_on_one_folder_agree() {
         started.elapsed().as_secs_f64(),
         created.len(),
         created.len() - by_a,
-        per_alg.iter().map(|(a, k)| (a.as_str(), k.len())).collect::<Vec<_>>()
+        per_alg
     );
 }
