@@ -203,6 +203,10 @@ fn three_replicas_on_one_database_publish_one_jwks_and_rotate_once() {
     assert!(twice.is_empty(), "keys created more than once: {twice:?}");
     let leader = leader_seen[0];
     assert!(leader_seen.iter().all(|l| *l == leader), "the leader changed without a failure: {leader_seen:?}");
+    for (i, r) in replicas.iter().enumerate() {
+        let said = r.full_log().contains("took the rotation leader role");
+        assert_eq!(said, i == leader, "replica {i}: only the leader logs taking the role");
+    }
     let by_others: Vec<_> = created.iter().filter(|(_, by)| by[0] != leader).collect();
     // At start every replica may create a missing first key under the lock;
     // after that, only the leader rotates.

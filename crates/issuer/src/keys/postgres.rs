@@ -99,6 +99,11 @@ impl FromStr for PgUrl {
             return Err("expected a `postgres://user@host[:port]/database` address".into());
         }
         let mut config: tokio_postgres::Config = s.parse().map_err(|e| format!("not a PostgreSQL address: {e}"))?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err("`sslmode=require`: this version connects without TLS; reach the database over a private \
+                        network or a local TLS tunnel (docs/deployment.md)"
+                .into());
+        }
         if config.get_dbname().is_none() {
             return Err("the address names no database (`postgres://user@host/database`)".into());
         }

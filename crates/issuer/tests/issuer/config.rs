@@ -181,6 +181,10 @@ fn keys_postgres_replaces_the_folder_and_naming_both_is_refused() {
     assert!(both.contains("dir = ") && both.contains("postgres = "));
     assert_refused(&both, &["keys.dir", "keys.postgres", "not both"]);
     assert_refused(&base().replace("dir = \"keys\"", "postgres = \"mysql://x/y\""), &["keys.postgres"]);
+    assert_refused(
+        &base().replace("dir = \"keys\"", "postgres = \"postgres://u@h/d?sslmode=require\""),
+        &["keys.postgres", "sslmode=require", "without TLS"],
+    );
     assert_refused(&base().replace("dir = \"keys\"", "postgres = \"postgres://u@h\""), &["keys.postgres", "database"]);
 
     // JWKS_ISSUER_KEYS_POSTGRES replaces the file's folder, and the folder
