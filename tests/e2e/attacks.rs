@@ -296,7 +296,7 @@ fn alg_none_variants_without_a_signature_are_malformed() {
 // ---------------------------------------------------------------------
 // HS256/384/512 keyed with the issuer's public key
 
-fn std_b64(bytes: &[u8]) -> String {
+pub(crate) fn std_b64(bytes: &[u8]) -> String {
     let mut s = b64::encode(bytes).replace('-', "+").replace('_', "/");
     while !s.len().is_multiple_of(4) {
         s.push('=');

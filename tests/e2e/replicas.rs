@@ -429,6 +429,22 @@ fn keys_commands_and_migrate_work_against_the_database() {
         (!replica.served_kids().contains(&es)).then_some(())
     });
     let gone_after = revoked.elapsed();
+    // `keys import` into the database: the replica publishes the key.
+    let der = jwks_jose::SigningKey::generate(jwks_jose::Algorithm::ES256, 2048).expect("generate");
+    let imported =
+        jwks_jose::SigningKey::from_pkcs8(jwks_jose::Algorithm::ES256, &der).expect("parse").kid().to_string();
+    let body = crate::attacks::std_b64(&der);
+    let label = concat!("PRIVATE", " KEY");
+    let pem = format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n");
+    let pem_file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(pem_file.path(), pem).expect("write PEM");
+    let out = replica.cli(&["keys", "import", "--alg", "ES256", "--pem", pem_file.path().to_str().expect("utf-8")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&imported), "{out:?}");
+    poll("the imported key published", Duration::from_secs(3), Duration::from_millis(20), || {
+        replica.served_kids().contains(&imported).then_some(())
+    });
+    assert!(db.sql("SELECT kid FROM jwks_issuer_keys").lines().any(|k| k == imported));
+
     let listed = keys_list(&replica);
     let states: Vec<(&str, &str)> = listed["keys"]
         .as_array()
