@@ -241,10 +241,24 @@ impl Keyring {
                 Ok(())
             }
         });
+        if result.is_err() && self.snapshot().next_change.is_some_and(|t| now >= t) {
+            // The store cannot be read (a database down): the keys in memory
+            // still change state with time, so a successor signs and a
+            // retired key leaves the JWKS on schedule.
+            self.rebuild_in_memory(now);
+        }
         if let Ok(mut g) = self.last_failure.lock() {
             *g = result.as_ref().err().map(|e| e.to_string());
         }
         result
+    }
+
+    /// Re-derives the snapshot at `now` from the keys already loaded.
+    fn rebuild_in_memory(&self, now: UnixTime) {
+        let old = self.snapshot();
+        let snapshot = build(old.keys.clone(), old.damaged.clone(), old.fingerprint, now, &self.algorithms);
+        log_transitions(&old, &snapshot, now);
+        self.snapshot.store(Arc::new(snapshot));
     }
 
     /// Takes the lock, applies the plan, and reloads.

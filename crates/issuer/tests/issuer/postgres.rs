@@ -13,7 +13,7 @@ use std::{
 
 use jwks_issuer::{
     Error,
-    clock::{ManualClock, SharedClock, SystemClock},
+    clock::{Clock, ManualClock, SharedClock, SystemClock},
     keys::{DirStore, KeyMeta, KeyRecord, KeyStore, Keyring, PgStore, PgUrl, Policy},
 };
 use jwks_jose::{Algorithm, SigningKey, b64, crypto::Sealer};
@@ -353,4 +353,36 @@ fn single_use_ids_are_claimed_once_across_replicas_until_they_expire() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DirStore::open(tmp.path(), None).unwrap();
     assert!(!dir.shares_claims() && KeyStore::claim_once(&dir, "id-1", 200, 100).is_none());
+}
+
+#[test]
+fn with_the_database_gone_keys_in_memory_still_change_state_on_schedule() {
+    let Some(db) = TestDb::create("outage") else { return };
+    let t0 = 1_800_000_000;
+    let clock = Arc::new(ManualClock::new(t0));
+    let shared: SharedClock = clock.clone();
+    let ring =
+        Keyring::open(PgStore::open(&db.url, sealer(7)).unwrap(), shared, vec![Algorithm::ES256], policy(), 2048)
+            .unwrap();
+    let first = ring.snapshot().signer(Algorithm::ES256).unwrap().meta.kid.clone();
+    // The successor is made and published ahead (rotation 3600 s, ahead 600 s).
+    clock.set(t0 + 3600 - 600 + 1);
+    ring.tick().unwrap();
+    let snap = ring.snapshot();
+    let successor = snap.keys.iter().find(|k| k.meta.kid != first).unwrap().meta.clone();
+    assert!(successor.timeline.activates > clock.now(), "published ahead of signing");
+
+    // The database disappears (its connections are cut, it cannot be reached).
+    drop(db);
+    clock.set(successor.timeline.activates + 1);
+    assert!(ring.tick().is_err(), "the store cannot be read");
+    let snap = ring.snapshot();
+    assert_eq!(snap.signer(Algorithm::ES256).unwrap().meta.kid, successor.kid, "the successor signs on schedule");
+    assert!(ring.last_failure().is_some(), "/readyz reports the failure");
+    // The retired key leaves the JWKS when it expires, database or not.
+    let expires = snap.keys.iter().find(|k| k.meta.kid == first).unwrap().meta.timeline.expires;
+    clock.set(expires + 1);
+    assert!(ring.tick().is_err());
+    let body = String::from_utf8(ring.snapshot().jwks.body.to_vec()).unwrap();
+    assert!(!body.contains(&first) && body.contains(&successor.kid), "{body}");
 }
