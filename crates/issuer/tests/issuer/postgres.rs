@@ -197,7 +197,7 @@ fn replicas_starting_together_migrate_the_schema_once() {
 /// A clock that moves one second each time it is read.
 #[derive(Debug, Default)]
 struct Ticking(std::sync::atomic::AtomicU64);
-impl jwks_issuer::clock::Clock for Ticking {
+impl Clock for Ticking {
     fn now(&self) -> u64 {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     }
