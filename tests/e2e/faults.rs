@@ -493,12 +493,10 @@ pub(crate) fn created_kids(log: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn two_servers_on_one_folder_agree() {
-    let _serial = serial();
-    const RUN: Duration = Duration::from_secs(60);
-    const AGREE_WITHIN: Duration = Duration::from_secs(2);
-    let opts = IssuerOptions {
+/// A 4 s rotation published 2 s ahead, 30 s tokens and no throttling: the
+/// settings of the tests that run servers side by side for a minute.
+pub(crate) fn fast_rotation() -> IssuerOptions {
+    IssuerOptions {
         rotation_period: "4s",
         publish_ahead: "2s",
         max_age: "1s",
@@ -506,7 +504,15 @@ fn two_servers_on_one_folder_agree() {
         retire_grace: "2s",
         throttle: false,
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn two_servers_on_one_folder_agree() {
+    let _serial = serial();
+    const RUN: Duration = Duration::from_secs(60);
+    const AGREE_WITHIN: Duration = Duration::from_secs(2);
+    let opts = fast_rotation();
     let a = Issuer::start(&opts);
     let b = Issuer::start(&IssuerOptions { keys_dir: Some(a.keys_dir.clone()), ..opts.clone() });
     let servers = [&a, &b];

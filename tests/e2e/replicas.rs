@@ -30,22 +30,12 @@ use jwks_e2e::{
 use serde_json::Value;
 
 use crate::faults::{
-    XorShift, assert_one_key_per_slot, blocking_http, created_kids, jwks_with_etag, keys_list, metric, readyz,
-    try_token, unix_now, verify,
+    XorShift, assert_one_key_per_slot, blocking_http, created_kids, fast_rotation, jwks_with_etag, keys_list, metric,
+    readyz, try_token, unix_now, verify,
 };
 
 fn pg_options(url: &str) -> IssuerOptions {
-    IssuerOptions {
-        rotation_period: "4s",
-        publish_ahead: "2s",
-        max_age: "1s",
-        ttl: "30s",
-        retire_grace: "2s",
-        throttle: false,
-        postgres: Some(url.to_string()),
-        kek: Some(TEST_KEK.to_string()),
-        ..Default::default()
-    }
+    IssuerOptions { postgres: Some(url.to_string()), kek: Some(TEST_KEK.to_string()), ..fast_rotation() }
 }
 
 /// Starts `n` replicas at the same moment (they migrate and bootstrap the
