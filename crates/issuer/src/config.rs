@@ -588,7 +588,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
                 .map_err(|_| format!("key `admin.listen`: `{a}` is not an address like 127.0.0.1:8081"))?,
         ),
     };
-    if admin_listen.is_some_and(|a| a == listen) {
+    if admin_listen.is_some_and(|a| a == listen && a.port() != 0) {
         return Err("key `admin.listen`: must differ from `listen`".into());
     }
     if throttle.burst > 0 && throttle.address_burst == 0 {
