@@ -33,8 +33,10 @@ pub mod compact;
 pub mod crypto;
 mod error;
 mod jwk;
+mod signing;
 
 pub use alg::Algorithm;
-pub use crypto::{SigningKey, VerifyingKey};
+pub use crypto::VerifyingKey;
 pub use error::Error;
 pub use jwk::{Jwk, JwkSet, thumbprint};
+pub use signing::SigningKey;
