@@ -149,15 +149,27 @@ fn bit_len(n: &[u8]) -> usize {
     n.len() * 8 - n.first().map_or(0, |b| b.leading_zeros() as usize)
 }
 
-/// The RSA rules of this project, for every RSA key it accepts: a modulus
-/// of 2048 to 8192 bits, and a public exponent of at most 32 bits.
+/// The smallest RSA public exponent accepted: 2^16 + 1 (FIPS 186-5 §5.4).
+pub const RSA_MIN_EXPONENT: u32 = 65_537;
+
+/// The RSA rules of this project, for every RSA key it accepts (a public
+/// JWK, a PKCS#8 private key): a modulus of 2048 to 8192 bits, and an odd
+/// public exponent of at least 65537 (FIPS 186-5 §5.4 asks
+/// 2^16 < e < 2^256) and at most 32 bits. Answers the modulus size.
 fn check_rsa_public(n: &[u8], e: &[u8]) -> Result<usize, Error> {
     let bits = bit_len(n);
     if !(2048..=8192).contains(&bits) {
         return Err(Error::KeyRejected(format!("RSA modulus of {bits} bits is outside 2048..=8192")));
     }
+    let e = strip_leading_zeros(e);
     if e.is_empty() || e.len() > 4 {
         return Err(Error::KeyRejected("RSA exponent out of range".into()));
+    }
+    let value = e.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+    if value < RSA_MIN_EXPONENT || value % 2 == 0 {
+        return Err(Error::KeyRejected(format!(
+            "RSA public exponent {value} refused: it must be odd and at least {RSA_MIN_EXPONENT} (FIPS 186-5)"
+        )));
     }
     Ok(bits)
 }
@@ -352,6 +364,54 @@ mod tests {
             assert!(matches!(VerifyingKey::rsa(zero, &[1, 0, 1]), Err(Error::KeyRejected(_))));
         }
         assert!(matches!(VerifyingKey::p256(&[1; 32], &[2; 32]), Err(Error::KeyRejected(_))));
+    }
+
+    /// A 2048-bit modulus (odd, top bit set) that no key needs to match:
+    /// the exponent is checked before the modulus is used.
+    fn modulus() -> Vec<u8> {
+        let mut n = vec![0xc5u8; 256];
+        n[255] |= 1;
+        n
+    }
+
+    #[test]
+    fn rsa_jwk_with_exponent_3_is_refused() {
+        let n = modulus();
+        assert!(VerifyingKey::rsa(&n, &[1, 0, 1]).is_ok(), "e = 65537 is the usual exponent");
+        let err = VerifyingKey::rsa(&n, &[3]).unwrap_err();
+        assert!(matches!(&err, Error::KeyRejected(m) if m.contains("FIPS 186-5")), "{err}");
+        let jwk = crate::Jwk::rsa(&n, &[3]);
+        assert!(matches!(jwk.verifying_key(), Err(Error::KeyRejected(m)) if m.contains("exponent 3 ")));
+        // Leading zeros do not hide a small exponent.
+        assert!(VerifyingKey::rsa(&n, &[0, 0, 0, 3]).is_err());
+        for small in [&[1u8][..], &[0xff, 0xff], &[1, 0, 0]] {
+            assert!(matches!(VerifyingKey::rsa(&n, small), Err(Error::KeyRejected(_))), "{small:?}");
+        }
+    }
+
+    #[test]
+    fn rsa_jwk_with_even_exponent_is_refused() {
+        let n = modulus();
+        for even in [&[1u8, 0, 2][..], &[1, 0, 0, 0], &[0x7f, 0xff, 0xff, 0xfe]] {
+            assert!(matches!(VerifyingKey::rsa(&n, even), Err(Error::KeyRejected(m)) if m.contains("odd")), "{even:?}");
+        }
+        assert!(VerifyingKey::rsa(&n, &[0xff, 0xff, 0xff, 0xff]).is_ok(), "2^32 - 1 is odd and large");
+    }
+
+    #[test]
+    fn rsa_pkcs8_with_exponent_3_is_refused() {
+        use rsa::{BigUint, RsaPrivateKey, pkcs8::EncodePrivateKey};
+        let private = RsaPrivateKey::new_with_exp(&mut rsa::rand_core::OsRng, 2048, &BigUint::from(3u32)).unwrap();
+        let pkcs8 = private.to_pkcs8_der().unwrap();
+        let err = SigningKey::from_pkcs8(Algorithm::RS256, pkcs8.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, Error::KeyRejected(m) if m.contains("exponent 3 ") || m.contains("RSA PKCS#8")),
+            "{err}"
+        );
+        assert!(KeyPair::from_pkcs8(Algorithm::RS256, pkcs8.as_bytes()).is_err());
+        // The same size with e = 65537 is accepted.
+        let usual = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap().to_pkcs8_der().unwrap();
+        assert!(SigningKey::from_pkcs8(Algorithm::RS256, usual.as_bytes()).is_ok());
     }
 
     #[test]

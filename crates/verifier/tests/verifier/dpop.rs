@@ -229,6 +229,20 @@ fn ath_mismatch_or_absence_is_refused() {
     assert_eq!(refused(f.verifier.verify_dpop(&token, &proof, "GET", URL)), ProofError::MissingClaim("ath"));
 }
 
+/// Issue 14: an RSA proof key with `e = 3` was accepted; FIPS 186-5 asks
+/// an odd `e` of at least 65537.
+#[test]
+fn dpop_proof_rsa_jwk_with_exponent_3_is_refused() {
+    let f = fixture();
+    let token = bound_token(&f.issuer, rsa_key());
+    let c = json!({"jti": "j", "htm": "GET", "htu": URL, "iat": NOW, "ath": dpop::ath(&token)});
+    let mut h = proof_header(rsa_key());
+    h["jwk"]["e"] = json!(b64::encode([3]));
+    let proof = sign(rsa_key(), &h, &c);
+    let reason = refused(f.verifier.verify_dpop(&token, &proof, "GET", URL));
+    assert!(matches!(&reason, ProofError::BadKey(m) if m.contains("exponent 3 ")), "{reason:?}");
+}
+
 #[test]
 fn a_private_key_in_the_proof_header_is_refused() {
     let f = fixture();
