@@ -238,7 +238,7 @@ fn algs(a: &[Algorithm]) -> String {
 
 fn open_store(config: &Config) -> Result<Box<dyn KeyStore>, Error> {
     if let KeyStoreConfig::Dir(dir) = &config.keys.store
-        && !dir.is_dir()
+        && !dir.exists()
     {
         return Err(Error::Usage(format!("key folder {} does not exist (start `serve` once)", dir.display())));
     }
@@ -256,7 +256,8 @@ fn migrate(from_dir: &std::path::Path, to: &str, clock: &SystemClock) -> Result<
     let sealer = store::sealer_from_env()?.ok_or_else(|| {
         Error::Kek(format!("{} is required: keys are sealed before they reach the database", store::ENV_KEK))
     })?;
-    let from = DirStore::open(from_dir, store::sealer_from_env()?)?;
+    // Keys in clear are read here on purpose: they are sealed on their way in.
+    let from = DirStore::open(from_dir, store::sealer_from_env()?)?.accepting_clear_keys();
     let loaded = {
         let _lock = from.lock(keys::keyring::LOCK_TIMEOUT, clock)?;
         // A folder of keys in clear opens with any KEK; sealed ones need this one.
@@ -315,7 +316,7 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
     let now = clock.now();
     match cmd {
         KeysCommand::List { json } => {
-            let loaded = store.load()?;
+            let loaded = keys::load_screened(store, &policy)?;
             if json {
                 let keys: Vec<serde_json::Value> = loaded
                     .keys

@@ -129,6 +129,38 @@ impl Policy {
         }
     }
 
+    /// Checks that `t` is a timeline this policy's planner could have
+    /// written: its instants in order (`published <= activates <=
+    /// deactivates <= expires`), a signing window of at most
+    /// [`Policy::longest_signing`] and a retirement of at most as long.
+    /// A document edited to sign or stay published for longer is refused.
+    pub fn check(&self, t: &Timeline) -> Result<(), String> {
+        if !(t.published <= t.activates && t.activates <= t.deactivates && t.deactivates <= t.expires) {
+            return Err(format!(
+                "timeline out of order (published {}, activates {}, deactivates {}, expires {})",
+                t.published, t.activates, t.deactivates, t.expires
+            ));
+        }
+        let longest = self.longest_signing().as_secs();
+        let signs = t.deactivates - t.activates;
+        if signs > longest {
+            return Err(format!("timeline signs for {signs}s, longer than this policy allows ({longest}s)"));
+        }
+        let retires = t.expires - t.deactivates;
+        if retires > longest {
+            return Err(format!("timeline stays published {retires}s after signing, longer than allowed ({longest}s)"));
+        }
+        Ok(())
+    }
+
+    /// The longest signing window a stored timeline may hold: twice the
+    /// rotation period (a late successor extends the current key; the
+    /// period may have been halved since), plus `publish_ahead` and the
+    /// retirement.
+    pub fn longest_signing(&self) -> Duration {
+        self.rotation_period.saturating_mul(2).saturating_add(self.publish_ahead).saturating_add(self.retire_after)
+    }
+
     /// A key that signs at once (first keys, revoke replacement, `--now`).
     pub fn immediate(&self, now: UnixTime) -> Timeline {
         self.timeline(now, now)

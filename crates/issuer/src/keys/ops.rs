@@ -5,7 +5,7 @@ use jwks_jose::{Algorithm, SigningKey};
 
 use super::{
     lifecycle::{self, KeyMeta, Policy, Timeline},
-    store::{KeyRecord, KeyStore},
+    store::{KeyRecord, KeyStore, Loaded},
 };
 use crate::{Error, clock::UnixTime};
 
@@ -22,8 +22,13 @@ pub struct Done {
     pub replaces: Option<String>,
 }
 
-fn load_metas(store: &dyn KeyStore) -> Result<Vec<KeyRecord>, Error> {
-    Ok(store.load()?.keys)
+/// The store's keys, when every one of them opens: an operator action
+/// never writes to a store holding keys it cannot open (under another KEK,
+/// damaged, or with a timeline out of policy).
+fn load_writable(store: &dyn KeyStore, policy: &Policy) -> Result<Vec<KeyRecord>, Error> {
+    let loaded = super::load_screened(store, policy)?;
+    loaded.writable(&store.location())?;
+    Ok(loaded.keys)
 }
 
 /// Adds `pkcs8` as the successor of the current `alg` signer: published
@@ -38,7 +43,7 @@ fn add_successor(
     immediately: bool,
 ) -> Result<Done, Error> {
     let key = SigningKey::from_pkcs8(alg, &pkcs8)?;
-    let records = load_metas(store)?;
+    let records = load_writable(store, policy)?;
     if records.iter().any(|r| r.meta.kid == key.kid()) {
         return Err(Error::Usage(format!("key {} is already in the store", key.kid())));
     }
@@ -101,7 +106,11 @@ pub fn revoke(
     rsa_bits: usize,
     now: UnixTime,
 ) -> Result<(Done, Option<Done>), Error> {
-    let records = load_metas(store)?;
+    let loaded = super::load_screened(store, policy)?;
+    if let Some(d) = loaded.damaged.iter().find(|d| d.kid.as_deref() == Some(kid)) {
+        return Err(Error::Usage(format!("key {kid} is in {} but cannot be opened: {}", store.location(), d.reason)));
+    }
+    let records = loaded.keys;
     let Some(rec) = records.iter().find(|r| r.meta.kid == kid) else {
         return Err(Error::Usage(format!("no key with kid `{}` in {}", kid, store.location())));
     };
@@ -110,6 +119,14 @@ pub fn revoke(
     }
     let metas: Vec<KeyMeta> = records.iter().map(|r| r.meta.clone()).collect();
     let was_signing = lifecycle::signer(&metas, rec.meta.alg, now).is_some_and(|s| s.kid == kid);
+    if was_signing && !loaded.damaged.is_empty() {
+        // Its replacement would be planned without the keys that do not
+        // open: refuse before writing anything.
+        return Err(Loaded { keys: Vec::new(), damaged: loaded.damaged }.refusal(
+            &store.location(),
+            "the signing key is not revoked, since its replacement cannot be made safely; repair or remove them first",
+        ));
+    }
     let mut timeline = rec.meta.timeline;
     timeline.revoked = Some(now);
     store.put(&KeyRecord { meta: KeyMeta { timeline, ..rec.meta.clone() }, pkcs8: rec.pkcs8.clone() })?;
