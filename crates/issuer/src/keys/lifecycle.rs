@@ -202,6 +202,60 @@ pub fn signer(keys: &[KeyMeta], alg: Algorithm, now: UnixTime) -> Option<&KeyMet
         .max_by(|a, b| (rank(a), &a.kid).cmp(&(rank(b), &b.kid)))
 }
 
+/// The state of `key` among `keys` at `now`: as [`Timeline::state`],
+/// except that exactly the key that signs ([`signer`]) is
+/// [`KeyState::Active`]; another key inside its signing window, which the
+/// signer superseded, is [`KeyState::Retiring`].
+pub fn state_among(keys: &[KeyMeta], key: &KeyMeta, now: UnixTime) -> KeyState {
+    let own = key.timeline.state(now);
+    match own {
+        KeyState::Active | KeyState::Retiring => {
+            if signer(keys, key.alg, now).is_some_and(|s| s.kid == key.kid) {
+                KeyState::Active
+            } else {
+                KeyState::Retiring
+            }
+        }
+        other => other,
+    }
+}
+
+/// What signs `alg` at `now` and what changes next, for `keys list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outlook {
+    /// The algorithm.
+    pub alg: Algorithm,
+    /// The kid that signs now, if any.
+    pub signer: Option<String>,
+    /// When the next change of signer happens (or is planned), if known.
+    pub next_at: Option<UnixTime>,
+    /// What that change is, in words.
+    pub next: String,
+}
+
+/// The [`Outlook`] of `alg` at `now` under `policy`.
+pub fn outlook(keys: &[KeyMeta], alg: Algorithm, policy: &Policy, now: UnixTime) -> Outlook {
+    let current = signer(keys, alg, now);
+    let pending = keys
+        .iter()
+        .filter(|k| {
+            k.alg == alg && k.timeline.state(now) == KeyState::Pending && k.timeline.activates < k.timeline.deactivates
+        })
+        .min_by_key(|k| (k.timeline.activates, &k.kid));
+    let (next_at, next) = match (current, pending) {
+        (_, Some(p)) => (Some(p.timeline.activates), format!("{} starts signing", p.kid)),
+        (Some(c), None) => {
+            let due = c.timeline.deactivates.saturating_sub(policy.publish_ahead.as_secs());
+            (
+                Some(due.max(now)),
+                format!("a successor of {} is published, to sign at {}", c.kid, c.timeline.deactivates.max(now)),
+            )
+        }
+        (None, None) => (None, "no key signs: the next `serve` creates one".to_string()),
+    };
+    Outlook { alg, signer: current.map(|c| c.kid.clone()), next_at, next }
+}
+
 /// One change the store needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

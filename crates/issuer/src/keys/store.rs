@@ -521,6 +521,22 @@ impl DirStore {
     /// Call it under [`DirStore::lock`].
     pub fn put(&self, record: &KeyRecord) -> Result<(), Error> {
         let kid = &record.meta.kid;
+        if fs::symlink_metadata(self.dir.join(file_name(kid))).is_err() {
+            // A new key: never more than verifiers accept in one JWKS.
+            let count = fs::read_dir(&self.dir)
+                .map_err(|e| Error::Store(format!("{}: {e}", self.dir.display())))?
+                .filter_map(Result::ok)
+                .filter(|e| is_key_file(&e.file_name().to_string_lossy()))
+                .count();
+            if count >= jwks_verifier::MAX_KEYS {
+                return Err(Error::Store(format!(
+                    "key folder {} holds {count} keys, the most a verifier accepts ({}); key {kid} is not added \
+                     (revoked and expired keys leave on their own; remove damaged files)",
+                    self.dir.display(),
+                    jwks_verifier::MAX_KEYS
+                )));
+            }
+        }
         let json = encode(record, self.sealer.as_ref())?;
         write_atomic(&self.dir, &file_name(kid), &json)
             .map_err(|e| Error::Store(format!("writing key {kid} to {}: {e}", self.dir.display())))
@@ -819,5 +835,21 @@ mod tests {
         store.lock(Duration::from_secs(1), &ManualClock::new(0)).unwrap();
         fs::write(empty.path().join(".gitkeep"), b"").unwrap();
         assert!(DirStore::open(empty.path(), None).is_ok());
+    }
+
+    #[test]
+    fn the_folder_store_refuses_to_grow_past_what_verifiers_accept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(tmp.path(), None).unwrap();
+        let rec = record(Algorithm::ES256);
+        store.put(&rec).unwrap();
+        let doc = fs::read(tmp.path().join(file_name(&rec.meta.kid))).unwrap();
+        for i in 1..jwks_verifier::MAX_KEYS {
+            fs::write(tmp.path().join(format!("filler{i}.json")), &doc).unwrap();
+        }
+        let err = store.put(&record(Algorithm::ES256)).unwrap_err();
+        assert!(err.to_string().contains("holds 100 keys"), "{err}");
+        // Rewriting a key already there (a timeline change) still works.
+        store.put(&rec).unwrap();
     }
 }
