@@ -99,7 +99,9 @@ pub enum KeysCommand {
     },
     /// Withdraw a key from the JWKS at once; a signing key is replaced at once.
     Revoke {
-        /// The key id.
+        /// The key id, as `keys list` prints it (one that begins with `-`
+        /// is taken as written).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// Import an existing PKCS#8 PEM private key as the next signing key.
@@ -236,7 +238,7 @@ fn algs(a: &[Algorithm]) -> String {
 
 fn open_store(config: &Config) -> Result<Box<dyn KeyStore>, Error> {
     if let KeyStoreConfig::Dir(dir) = &config.keys.store
-        && !dir.is_dir()
+        && !dir.exists()
     {
         return Err(Error::Usage(format!("key folder {} does not exist (start `serve` once)", dir.display())));
     }
@@ -254,7 +256,8 @@ fn migrate(from_dir: &std::path::Path, to: &str, clock: &SystemClock) -> Result<
     let sealer = store::sealer_from_env()?.ok_or_else(|| {
         Error::Kek(format!("{} is required: keys are sealed before they reach the database", store::ENV_KEK))
     })?;
-    let from = DirStore::open(from_dir, store::sealer_from_env()?)?;
+    // Keys in clear are read here on purpose: they are sealed on their way in.
+    let from = DirStore::open(from_dir, store::sealer_from_env()?)?.accepting_clear_keys();
     let loaded = {
         let _lock = from.lock(keys::keyring::LOCK_TIMEOUT, clock)?;
         // A folder of keys in clear opens with any KEK; sealed ones need this one.
@@ -302,6 +305,73 @@ fn fmt_time(t: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)).to_string()
 }
 
+/// Writes `text` to stdout; a closed pipe (`keys list | head`) is not an
+/// error.
+fn emit(text: &str) -> Result<(), Error> {
+    match io::stdout().lock().write_all(text.as_bytes()).and_then(|()| io::stdout().lock().flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::Usage(format!("writing to stdout: {e}"))),
+        _ => Ok(()),
+    }
+}
+
+/// `keys list`: every key with its state and instants, then, per
+/// algorithm, which key signs now and what changes next; `--json` gives
+/// the same as `{"keys": [...], "signing": [...], "damaged": [...]}`.
+fn list_text(loaded: &store::Loaded, algorithms: &[Algorithm], policy: &Policy, now: u64, json: bool) -> String {
+    use std::fmt::Write as _;
+    let metas: Vec<keys::KeyMeta> = loaded.keys.iter().map(|r| r.meta.clone()).collect();
+    let outlooks: Vec<keys::lifecycle::Outlook> =
+        algorithms.iter().map(|&a| keys::lifecycle::outlook(&metas, a, policy, now)).collect();
+    let mut out = String::new();
+    if json {
+        let keys: Vec<serde_json::Value> = metas
+            .iter()
+            .map(|m| {
+                let t = &m.timeline;
+                serde_json::json!({
+                    "kid": m.kid, "alg": m.alg, "state": keys::lifecycle::state_among(&metas, m, now),
+                    "signs": outlooks.iter().any(|o| o.signer.as_deref() == Some(m.kid.as_str())),
+                    "published": t.published, "activates": t.activates,
+                    "deactivates": t.deactivates, "expires": t.expires,
+                    "revoked": t.revoked,
+                })
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::json!({"keys": keys, "signing": outlooks, "damaged": loaded.damaged}));
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<44} {:<6} {:<9} {:<21} {:<21} {:<21} {:<21}",
+        "KID", "ALG", "STATE", "PUBLISHED", "ACTIVATES", "DEACTIVATES", "EXPIRES"
+    );
+    for m in &metas {
+        let t = &m.timeline;
+        let _ = writeln!(
+            out,
+            "{:<44} {:<6} {:<9} {:<21} {:<21} {:<21} {:<21}",
+            m.kid,
+            m.alg.as_str(),
+            keys::lifecycle::state_among(&metas, m, now).to_string(),
+            fmt_time(t.published),
+            fmt_time(t.activates),
+            fmt_time(t.deactivates),
+            fmt_time(t.expires)
+        );
+    }
+    let _ = writeln!(out);
+    for o in &outlooks {
+        let signs = o.signer.as_deref().unwrap_or("(no key)");
+        let when =
+            o.next_at.map(|t| format!(" at {} (in {}s)", fmt_time(t), t.saturating_sub(now))).unwrap_or_default();
+        let _ = writeln!(out, "{:<6} signs with {signs}; next{when}: {}", o.alg.as_str(), o.next);
+    }
+    for d in &loaded.damaged {
+        let _ = writeln!(out, "DAMAGED {} (kid {}): {}", d.file, d.kid.as_deref().unwrap_or("?"), d.reason);
+    }
+    out
+}
+
 fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
     let clock = SystemClock;
     if let KeysCommand::Migrate { from_dir, to } = &cmd {
@@ -313,44 +383,8 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
     let now = clock.now();
     match cmd {
         KeysCommand::List { json } => {
-            let loaded = store.load()?;
-            if json {
-                let keys: Vec<serde_json::Value> = loaded
-                    .keys
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({
-                            "kid": r.meta.kid, "alg": r.meta.alg, "state": r.meta.timeline.state(now),
-                            "published": r.meta.timeline.published, "activates": r.meta.timeline.activates,
-                            "deactivates": r.meta.timeline.deactivates, "expires": r.meta.timeline.expires,
-                            "revoked": r.meta.timeline.revoked,
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::json!({"keys": keys, "damaged": loaded.damaged}));
-            } else {
-                println!(
-                    "{:<44} {:<6} {:<9} {:<21} {:<21} {:<21} {:<21}",
-                    "KID", "ALG", "STATE", "PUBLISHED", "ACTIVATES", "DEACTIVATES", "EXPIRES"
-                );
-                for r in &loaded.keys {
-                    let t = &r.meta.timeline;
-                    println!(
-                        "{:<44} {:<6} {:<9} {:<21} {:<21} {:<21} {:<21}",
-                        r.meta.kid,
-                        r.meta.alg.as_str(),
-                        t.state(now).to_string(),
-                        fmt_time(t.published),
-                        fmt_time(t.activates),
-                        fmt_time(t.deactivates),
-                        fmt_time(t.expires)
-                    );
-                }
-                for d in &loaded.damaged {
-                    println!("DAMAGED {} (kid {}): {}", d.file, d.kid.as_deref().unwrap_or("?"), d.reason);
-                }
-            }
-            Ok(())
+            let loaded = keys::load_screened(store, &policy)?;
+            emit(&list_text(&loaded, &config.keys.algorithms, &policy, now, json))
         }
         KeysCommand::Rotate { alg, now: immediately } => {
             let algs = match alg {

@@ -177,7 +177,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         state.config.keys.algorithms.iter().filter(|a| snapshot.signer(**a).is_none()).map(|a| a.as_str()).collect();
     let failure = state.keyring.last_failure();
     let body = serde_json::json!({
-        "status": if missing.is_empty() && failure.is_none() { "ready" } else if missing.is_empty() { "degraded" } else { "unready" },
+        "status": if missing.is_empty() && failure.is_none() && snapshot.damaged.is_empty() { "ready" } else if missing.is_empty() { "degraded" } else { "unready" },
         "missing_signing_keys": missing,
         "rotation_failure": failure,
         "damaged_key_files": snapshot.damaged.len(),

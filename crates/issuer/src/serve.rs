@@ -41,6 +41,9 @@ pub async fn open_keyring(config: &Config, clock: SharedClock) -> Result<Arc<Key
 pub async fn run(config: Config) -> Result<(), Error> {
     let config = Arc::new(config);
     let clock: SharedClock = Arc::new(SystemClock);
+    // The port first: a server that cannot listen touches no key store.
+    let listener = std::net::TcpListener::bind(config.listen)
+        .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", config.listen)))?;
     let keyring = open_keyring(&config, clock.clone()).await?;
     let state = web::Data::new(AppState::new(config.clone(), keyring.clone(), clock)?);
     warn_dev_client(&config).await;
@@ -52,7 +55,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(Duration::from_secs(30))
         .shutdown_timeout(5)
-        .bind(config.listen)
+        .listen(listener)
         .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", config.listen)))?;
     let addrs = server.addrs();
     for a in &addrs {

@@ -17,7 +17,7 @@ use jwks_jose::{Algorithm, JwkSet, SigningKey, b64, crypto};
 
 use super::{
     lifecycle::{self, Action, KeyMeta, KeyState, Policy},
-    store::{Damaged, KeyRecord, KeyStore},
+    store::{Damaged, KeyRecord, KeyStore, Loaded},
 };
 use crate::{
     Error,
@@ -159,19 +159,44 @@ impl Keyring {
         };
         let leading = ring.store.try_lead()?;
         ring.set_leader(leading);
-        if leading {
+        {
+            let _lock = ring.store.lock(LOCK_TIMEOUT, ring.clock.as_ref())?;
+            let fingerprint = ring.store.fingerprint()?;
+            let loaded = super::load_screened(ring.store.as_ref(), &ring.policy)?;
+            if loaded.none_opens() {
+                // A wrong KEK, or every file damaged: creating first keys
+                // here would replace, unannounced, the keys that verifiers
+                // and the other servers hold.
+                return Err(loaded.refusal(
+                    &ring.store.location(),
+                    "none can be opened, so nothing is served and nothing is written (first keys are created only \
+                     in an empty store)",
+                ));
+            }
+            ring.install(loaded, fingerprint)?;
+        }
+        let snap = ring.snapshot();
+        let missing = ring.algorithms.iter().any(|a| snap.signer(*a).is_none());
+        if !snap.damaged.is_empty() {
+            let loaded = Loaded { keys: Vec::new(), damaged: snap.damaged.clone() };
+            if missing {
+                return Err(loaded.refusal(
+                    &ring.store.location(),
+                    "a configured algorithm has no signing key, and none is created while stored keys cannot be \
+                     opened",
+                ));
+            }
+            tracing::error!(
+                error = %loaded.refusal(&ring.store.location(), "signing continues with the keys that open; rotation is suspended"),
+                "damaged key documents"
+            );
+            return Ok(ring);
+        }
+        // The leader plans; another replica creates keys only when one is
+        // missing (the leader has not created them yet: under the lock the
+        // plan sees what the leader made).
+        if leading || missing {
             ring.reconcile()?;
-        } else {
-            {
-                let _lock = ring.store.lock(LOCK_TIMEOUT, ring.clock.as_ref())?;
-                ring.reload()?;
-            }
-            let snap = ring.snapshot();
-            if ring.algorithms.iter().any(|a| snap.signer(*a).is_none()) {
-                // The leader has not created them yet: creating them under
-                // the lock is safe, the plan sees what the leader made.
-                ring.reconcile()?;
-            }
         }
         Ok(ring)
     }
@@ -261,15 +286,21 @@ impl Keyring {
         self.snapshot.store(Arc::new(snapshot));
     }
 
-    /// Takes the lock, applies the plan, and reloads.
+    /// Takes the lock, applies the plan, and reloads. Writes nothing when
+    /// some stored key cannot be opened ([`Loaded::writable`]).
     pub fn reconcile(&self) -> Result<(), Error> {
         let _lock = self.store.lock(LOCK_TIMEOUT, self.clock.as_ref())?;
+        let fingerprint = self.store.fingerprint()?;
+        let loaded = super::load_screened(self.store.as_ref(), &self.policy)?;
+        if let Err(e) = loaded.writable(&self.store.location()) {
+            self.install(loaded, fingerprint)?;
+            return Err(e);
+        }
         let swept = self.store.recover();
         if swept > 0 {
             tracing::info!(swept, "removed temp files left by an interrupted write");
         }
         let now = self.clock.now();
-        let loaded = self.store.load()?;
         let metas: Vec<KeyMeta> = loaded.keys.iter().map(|r| r.meta.clone()).collect();
         let actions = lifecycle::plan(&metas, &self.algorithms, &self.policy, now);
         for action in actions {
@@ -311,7 +342,12 @@ impl Keyring {
     /// Reloads the store and swaps in a new snapshot, reusing parsed keys.
     pub fn reload(&self) -> Result<(), Error> {
         let fingerprint = self.store.fingerprint()?;
-        let loaded = self.store.load()?;
+        let loaded = super::load_screened(self.store.as_ref(), &self.policy)?;
+        self.install(loaded, fingerprint)
+    }
+
+    /// Swaps in the snapshot of `loaded`, reusing parsed keys.
+    fn install(&self, loaded: Loaded, fingerprint: u64) -> Result<(), Error> {
         let now = self.clock.now();
         let old = self.snapshot();
         let known: HashMap<&str, &Arc<ActiveKey>> = old.keys.iter().map(|k| (k.meta.kid.as_str(), k)).collect();
@@ -328,7 +364,9 @@ impl Keyring {
             keys.push(key);
         }
         for d in &loaded.damaged {
-            tracing::error!(file = %d.file, kid = d.kid.as_deref().unwrap_or("?"), reason = %d.reason, "damaged key file skipped");
+            if !old.damaged.contains(d) {
+                tracing::error!(file = %d.file, kid = d.kid.as_deref().unwrap_or("?"), reason = %d.reason, "damaged key file skipped");
+            }
         }
         let snapshot = build(keys, loaded.damaged, fingerprint, now, &self.algorithms);
         log_transitions(&old, &snapshot, now);
@@ -374,5 +412,146 @@ fn log_transitions(old: &Snapshot, new: &Snapshot, now: UnixTime) {
             };
             tracing::info!(kid = %k.meta.kid, alg = %k.meta.alg, state = %state, "key {event}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, fs, path::Path, time::Duration};
+
+    use jwks_jose::crypto::Sealer;
+
+    use super::*;
+    use crate::{
+        clock::ManualClock,
+        keys::{DirStore, lifecycle::Timeline},
+    };
+
+    const T0: u64 = 1_800_000_000;
+
+    fn policy() -> Policy {
+        Policy {
+            rotation_period: Duration::from_secs(3600),
+            publish_ahead: Duration::from_secs(600),
+            retire_after: Duration::from_secs(1200),
+        }
+    }
+
+    fn sealer(b: u8) -> Option<Sealer> {
+        Some(Sealer::new(&[b; 32]).unwrap())
+    }
+
+    fn ring(dir: &Path, kek: Option<Sealer>, clock: &ManualClock) -> Result<Keyring, Error> {
+        let store = DirStore::open(dir, kek)?;
+        Keyring::open(store, Arc::new(clock.clone()), vec![Algorithm::ES256], policy(), 2048)
+    }
+
+    /// Every file of the folder with its bytes.
+    fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap_or_default()))
+            .collect()
+    }
+
+    fn es256_record(timeline: Timeline) -> KeyRecord {
+        let pkcs8 = SigningKey::generate(Algorithm::ES256, 2048).unwrap();
+        let kid = SigningKey::from_pkcs8(Algorithm::ES256, &pkcs8).unwrap().kid().to_string();
+        KeyRecord { meta: KeyMeta { kid, alg: Algorithm::ES256, timeline }, pkcs8 }
+    }
+
+    #[test]
+    fn wrong_kek_stops_serve_and_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let first = ring(tmp.path(), sealer(1), &clock).unwrap();
+        let kid = first.snapshot().signer(Algorithm::ES256).unwrap().meta.kid.clone();
+        drop(first);
+        let before = contents(tmp.path());
+        // Even when a successor is due: nothing is planned or written.
+        clock.advance(3500);
+        let err = ring(tmp.path(), sealer(2), &clock).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Kek(_)), "{err:?}");
+        assert!(msg.contains("cannot be opened") && msg.contains(ENV_KEK_NAME) && msg.contains(&kid), "{msg}");
+        assert!(msg.contains("only in an empty store"), "{msg}");
+        assert_eq!(contents(tmp.path()), before, "the store is left as it was");
+        // Without any KEK the same.
+        assert!(ring(tmp.path(), None, &clock).is_err());
+        assert_eq!(contents(tmp.path()), before);
+        // The right KEK still opens it and rotates.
+        let again = ring(tmp.path(), sealer(1), &clock).unwrap();
+        assert_eq!(again.snapshot().keys.len(), 2, "the successor is created by the right process");
+    }
+
+    const ENV_KEK_NAME: &str = crate::keys::store::ENV_KEK;
+
+    #[test]
+    fn a_damaged_key_file_suspends_rotation_and_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let ring = ring(tmp.path(), None, &clock).unwrap();
+        fs::write(tmp.path().join("AAAA.json"), b"{ not json").unwrap();
+        ring.tick().unwrap();
+        assert_eq!(ring.snapshot().damaged.len(), 1);
+        let before = contents(tmp.path());
+        clock.advance(3500); // a successor is due
+        let err = ring.tick().unwrap_err();
+        assert!(err.to_string().contains("AAAA.json") && err.to_string().contains("nothing is written"), "{err}");
+        assert_eq!(contents(tmp.path()), before);
+        assert!(ring.snapshot().signer(Algorithm::ES256).is_some(), "signing goes on with the key that opens");
+        // Removing the damaged file lets rotation resume.
+        fs::remove_file(tmp.path().join("AAAA.json")).unwrap();
+        ring.tick().unwrap();
+        assert_eq!(ring.snapshot().keys.len(), 2);
+        assert!(ring.snapshot().damaged.is_empty());
+    }
+
+    #[test]
+    fn clear_key_file_is_refused_when_a_kek_is_set() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let ring = ring(tmp.path(), sealer(1), &clock).unwrap();
+        let real = ring.snapshot().signer(Algorithm::ES256).unwrap().meta.kid.clone();
+        // Someone who can write the folder but has no KEK plants a key in
+        // clear that would sign from now on (it activated last).
+        let planted = es256_record(policy().immediate(T0 + 10));
+        DirStore::open(tmp.path(), None).unwrap().put(&planted).unwrap();
+        clock.advance(20);
+        ring.tick().unwrap();
+        let snap = ring.snapshot();
+        assert_eq!(snap.signer(Algorithm::ES256).unwrap().meta.kid, real, "the planted key never signs");
+        let body = String::from_utf8(snap.jwks.body.to_vec()).unwrap();
+        assert!(!body.contains(&planted.meta.kid), "the planted key is never published: {body}");
+        assert_eq!(snap.damaged.len(), 1);
+        assert_eq!(snap.damaged[0].kid.as_deref(), Some(planted.meta.kid.as_str()));
+        assert!(snap.damaged[0].reason.contains("in clear"), "{:?}", snap.damaged);
+    }
+
+    #[test]
+    fn a_timeline_edited_to_sign_for_longer_than_the_policy_allows_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let store = DirStore::open(tmp.path(), sealer(1)).unwrap();
+        let rec = es256_record(policy().immediate(T0));
+        store.put(&rec).unwrap();
+        // The timeline is not sealed: an edit keeps the file loadable.
+        let path = tmp.path().join(format!("{}.json", rec.meta.kid));
+        let mut doc: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        doc["timeline"]["deactivates"] = serde_json::json!(T0 + 10 * 365 * 86400);
+        doc["timeline"]["expires"] = serde_json::json!(T0 + 10 * 365 * 86400 + 1200);
+        fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+        assert_eq!(store.load().unwrap().keys.len(), 1, "the store itself still decodes it");
+        let screened = crate::keys::load_screened(&store, &policy()).unwrap();
+        assert!(screened.keys.is_empty());
+        assert!(screened.damaged[0].reason.contains("longer than this policy allows"), "{:?}", screened.damaged);
+        // And the server refuses to start on it rather than replace it.
+        assert!(ring(tmp.path(), sealer(1), &clock).is_err());
+        // Out-of-order instants are refused too.
+        let mut t = policy().immediate(T0);
+        t.activates = t.deactivates + 1;
+        assert!(policy().check(&t).is_err());
+        assert!(policy().check(&policy().ahead(T0, T0)).is_ok());
     }
 }

@@ -129,6 +129,38 @@ impl Policy {
         }
     }
 
+    /// Checks that `t` is a timeline this policy's planner could have
+    /// written: its instants in order (`published <= activates <=
+    /// deactivates <= expires`), a signing window of at most
+    /// [`Policy::longest_signing`] and a retirement of at most as long.
+    /// A document edited to sign or stay published for longer is refused.
+    pub fn check(&self, t: &Timeline) -> Result<(), String> {
+        if !(t.published <= t.activates && t.activates <= t.deactivates && t.deactivates <= t.expires) {
+            return Err(format!(
+                "timeline out of order (published {}, activates {}, deactivates {}, expires {})",
+                t.published, t.activates, t.deactivates, t.expires
+            ));
+        }
+        let longest = self.longest_signing().as_secs();
+        let signs = t.deactivates - t.activates;
+        if signs > longest {
+            return Err(format!("timeline signs for {signs}s, longer than this policy allows ({longest}s)"));
+        }
+        let retires = t.expires - t.deactivates;
+        if retires > longest {
+            return Err(format!("timeline stays published {retires}s after signing, longer than allowed ({longest}s)"));
+        }
+        Ok(())
+    }
+
+    /// The longest signing window a stored timeline may hold: twice the
+    /// rotation period (a late successor extends the current key; the
+    /// period may have been halved since), plus `publish_ahead` and the
+    /// retirement.
+    pub fn longest_signing(&self) -> Duration {
+        self.rotation_period.saturating_mul(2).saturating_add(self.publish_ahead).saturating_add(self.retire_after)
+    }
+
     /// A key that signs at once (first keys, revoke replacement, `--now`).
     pub fn immediate(&self, now: UnixTime) -> Timeline {
         self.timeline(now, now)
@@ -168,6 +200,60 @@ pub fn signer(keys: &[KeyMeta], alg: Algorithm, now: UnixTime) -> Option<&KeyMet
         .filter(|k| k.alg == alg && k.timeline.activates <= now)
         .filter(|k| matches!(k.timeline.state(now), KeyState::Active | KeyState::Retiring))
         .max_by(|a, b| (rank(a), &a.kid).cmp(&(rank(b), &b.kid)))
+}
+
+/// The state of `key` among `keys` at `now`: as [`Timeline::state`],
+/// except that exactly the key that signs ([`signer`]) is
+/// [`KeyState::Active`]; another key inside its signing window, which the
+/// signer superseded, is [`KeyState::Retiring`].
+pub fn state_among(keys: &[KeyMeta], key: &KeyMeta, now: UnixTime) -> KeyState {
+    let own = key.timeline.state(now);
+    match own {
+        KeyState::Active | KeyState::Retiring => {
+            if signer(keys, key.alg, now).is_some_and(|s| s.kid == key.kid) {
+                KeyState::Active
+            } else {
+                KeyState::Retiring
+            }
+        }
+        other => other,
+    }
+}
+
+/// What signs `alg` at `now` and what changes next, for `keys list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outlook {
+    /// The algorithm.
+    pub alg: Algorithm,
+    /// The kid that signs now, if any.
+    pub signer: Option<String>,
+    /// When the next change of signer happens (or is planned), if known.
+    pub next_at: Option<UnixTime>,
+    /// What that change is, in words.
+    pub next: String,
+}
+
+/// The [`Outlook`] of `alg` at `now` under `policy`.
+pub fn outlook(keys: &[KeyMeta], alg: Algorithm, policy: &Policy, now: UnixTime) -> Outlook {
+    let current = signer(keys, alg, now);
+    let pending = keys
+        .iter()
+        .filter(|k| {
+            k.alg == alg && k.timeline.state(now) == KeyState::Pending && k.timeline.activates < k.timeline.deactivates
+        })
+        .min_by_key(|k| (k.timeline.activates, &k.kid));
+    let (next_at, next) = match (current, pending) {
+        (_, Some(p)) => (Some(p.timeline.activates), format!("{} starts signing", p.kid)),
+        (Some(c), None) => {
+            let due = c.timeline.deactivates.saturating_sub(policy.publish_ahead.as_secs());
+            (
+                Some(due.max(now)),
+                format!("a successor of {} is published, to sign at {}", c.kid, c.timeline.deactivates.max(now)),
+            )
+        }
+        (None, None) => (None, "no key signs: the next `serve` creates one".to_string()),
+    };
+    Outlook { alg, signer: current.map(|c| c.kid.clone()), next_at, next }
 }
 
 /// One change the store needs.

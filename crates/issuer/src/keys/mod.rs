@@ -16,6 +16,26 @@ pub use store::{DirStore, KeyRecord, KeyStore};
 
 use crate::{Config, Error, config::KeyStoreConfig};
 
+/// Loads every key of `store` and screens it: a key whose timeline the
+/// policy could not have written ([`Policy::check`]) is reported with the
+/// damaged files and never used.
+pub fn load_screened(store: &dyn KeyStore, policy: &Policy) -> Result<store::Loaded, Error> {
+    let mut loaded = store.load()?;
+    let mut keys = Vec::with_capacity(loaded.keys.len());
+    for rec in loaded.keys {
+        match policy.check(&rec.meta.timeline) {
+            Ok(()) => keys.push(rec),
+            Err(reason) => loaded.damaged.push(store::Damaged {
+                file: format!("key {}", rec.meta.kid),
+                kid: Some(rec.meta.kid.clone()),
+                reason: format!("{reason}; refused"),
+            }),
+        }
+    }
+    loaded.keys = keys;
+    Ok(loaded)
+}
+
 /// Opens the store `config` names. Blocking: call off the executor.
 ///
 /// A folder store seals keys when `JWKS_ISSUER_KEK` is set; the PostgreSQL

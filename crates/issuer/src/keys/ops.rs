@@ -5,7 +5,7 @@ use jwks_jose::{Algorithm, SigningKey};
 
 use super::{
     lifecycle::{self, KeyMeta, Policy, Timeline},
-    store::{KeyRecord, KeyStore},
+    store::{KeyRecord, KeyStore, Loaded},
 };
 use crate::{Error, clock::UnixTime};
 
@@ -22,8 +22,13 @@ pub struct Done {
     pub replaces: Option<String>,
 }
 
-fn load_metas(store: &dyn KeyStore) -> Result<Vec<KeyRecord>, Error> {
-    Ok(store.load()?.keys)
+/// The store's keys, when every one of them opens: an operator action
+/// never writes to a store holding keys it cannot open (under another KEK,
+/// damaged, or with a timeline out of policy).
+fn load_writable(store: &dyn KeyStore, policy: &Policy) -> Result<Vec<KeyRecord>, Error> {
+    let loaded = super::load_screened(store, policy)?;
+    loaded.writable(&store.location())?;
+    Ok(loaded.keys)
 }
 
 /// Adds `pkcs8` as the successor of the current `alg` signer: published
@@ -38,7 +43,7 @@ fn add_successor(
     immediately: bool,
 ) -> Result<Done, Error> {
     let key = SigningKey::from_pkcs8(alg, &pkcs8)?;
-    let records = load_metas(store)?;
+    let records = load_writable(store, policy)?;
     if records.iter().any(|r| r.meta.kid == key.kid()) {
         return Err(Error::Usage(format!("key {} is already in the store", key.kid())));
     }
@@ -46,20 +51,26 @@ fn add_successor(
     let current = lifecycle::signer(&metas, alg, now).cloned();
     let timeline = if immediately { policy.immediate(now) } else { policy.ahead(now, now) };
     store.put(&KeyRecord { meta: KeyMeta { kid: key.kid().to_string(), alg, timeline }, pkcs8 })?;
-    // Pending successors made earlier give way to this one.
+    // Pending successors made earlier give way to this one: they never
+    // sign (an empty signing window at this key's activation, where this
+    // key outranks them) and stay published until they expire. Only one
+    // key per algorithm is ever active.
     for r in records.iter().filter(|r| r.meta.alg == alg && r.meta.timeline.state(now) == lifecycle::KeyState::Pending)
     {
         let mut t = r.meta.timeline;
-        if t.activates <= timeline.activates {
-            t.activates = timeline.activates;
-            t.deactivates = t.deactivates.max(t.activates);
-            t.expires = t.expires.max(t.deactivates.saturating_add(policy.retire_after.as_secs()));
-            store.put(&KeyRecord { meta: KeyMeta { timeline: t, ..r.meta.clone() }, pkcs8: r.pkcs8.clone() })?;
-        }
+        t.activates = timeline.activates.max(t.published);
+        t.deactivates = t.activates;
+        t.expires = t.expires.max(t.deactivates);
+        store.put(&KeyRecord { meta: KeyMeta { timeline: t, ..r.meta.clone() }, pkcs8: r.pkcs8.clone() })?;
     }
-    if let Some(cur) = current.as_ref().filter(|c| c.timeline.deactivates > timeline.activates) {
+    // The current signer signs exactly until the new key does: earlier
+    // (`--now`, or a successor made early), or later when its window ends
+    // before the new key's activation (no gap in which it signs while
+    // retiring).
+    if let Some(cur) = current.as_ref().filter(|c| c.timeline.deactivates != timeline.activates) {
         let mut t = cur.timeline;
         t.deactivates = timeline.activates;
+        t.expires = t.expires.max(t.deactivates.saturating_add(policy.retire_after.as_secs()));
         if let Some(r) = records.iter().find(|r| r.meta.kid == cur.kid) {
             store.put(&KeyRecord { meta: KeyMeta { timeline: t, ..cur.clone() }, pkcs8: r.pkcs8.clone() })?;
         }
@@ -101,7 +112,11 @@ pub fn revoke(
     rsa_bits: usize,
     now: UnixTime,
 ) -> Result<(Done, Option<Done>), Error> {
-    let records = load_metas(store)?;
+    let loaded = super::load_screened(store, policy)?;
+    if let Some(d) = loaded.damaged.iter().find(|d| d.kid.as_deref() == Some(kid)) {
+        return Err(Error::Usage(format!("key {kid} is in {} but cannot be opened: {}", store.location(), d.reason)));
+    }
+    let records = loaded.keys;
     let Some(rec) = records.iter().find(|r| r.meta.kid == kid) else {
         return Err(Error::Usage(format!("no key with kid `{}` in {}", kid, store.location())));
     };
@@ -110,12 +125,28 @@ pub fn revoke(
     }
     let metas: Vec<KeyMeta> = records.iter().map(|r| r.meta.clone()).collect();
     let was_signing = lifecycle::signer(&metas, rec.meta.alg, now).is_some_and(|s| s.kid == kid);
+    if was_signing && !loaded.damaged.is_empty() {
+        // Its replacement would be planned without the keys that do not
+        // open: refuse before writing anything.
+        return Err(Loaded { keys: Vec::new(), damaged: loaded.damaged }.refusal(
+            &store.location(),
+            "the signing key is not revoked, since its replacement cannot be made safely; repair or remove them first",
+        ));
+    }
     let mut timeline = rec.meta.timeline;
     timeline.revoked = Some(now);
     store.put(&KeyRecord { meta: KeyMeta { timeline, ..rec.meta.clone() }, pkcs8: rec.pkcs8.clone() })?;
     tracing::warn!(%kid, alg = %rec.meta.alg, "key revoked");
     let done = Done { kid: kid.to_string(), alg: rec.meta.alg, timeline, replaces: None };
-    let replacement = if was_signing { Some(rotate(store, policy, rec.meta.alg, rsa_bits, now, true)?) } else { None };
+    let replacement = if was_signing {
+        // It replaces the revoked key (not whichever retired key the
+        // store would otherwise fall back to).
+        let mut r = rotate(store, policy, rec.meta.alg, rsa_bits, now, true)?;
+        r.replaces = Some(kid.to_string());
+        Some(r)
+    } else {
+        None
+    };
     Ok((done, replacement))
 }
 
@@ -202,5 +233,54 @@ mod tests {
         assert!(import(&store, &policy, Algorithm::ES256, der.clone(), 60).is_err());
         assert!(import(&store, &policy, Algorithm::RS256, der, 60).is_err(), "wrong algorithm");
         assert!(pkcs8_from_pem(&pem.replace("PRIVATE KEY", "RSA PRIVATE KEY")).is_err());
+    }
+
+    /// The keys of `alg` called active at `now` by the state rule.
+    fn active(store: &dyn KeyStore, alg: Algorithm, now: UnixTime) -> Vec<String> {
+        let m = metas(store);
+        m.iter()
+            .filter(|k| k.alg == alg && lifecycle::state_among(&m, k, now) == lifecycle::KeyState::Active)
+            .map(|k| k.kid.clone())
+            .collect()
+    }
+
+    #[test]
+    fn two_rotations_in_a_row_leave_exactly_one_active_key() {
+        let (_t, store, policy) = setup();
+        let first = rotate(&store, &policy, Algorithm::ES256, 2048, 1000, true).unwrap();
+        let b = rotate(&store, &policy, Algorithm::ES256, 2048, 1100, false).unwrap();
+        let c = rotate(&store, &policy, Algorithm::ES256, 2048, 1101, false).unwrap();
+        assert_eq!(c.replaces.as_deref(), Some(first.kid.as_str()));
+        for now in [1100, 1700, 1701, 1702, 2000, 1701 + 3599] {
+            let m = metas(&store);
+            let signer = lifecycle::signer(&m, Algorithm::ES256, now).unwrap().kid.clone();
+            let active = active(&store, Algorithm::ES256, now);
+            assert_eq!(active, vec![signer.clone()], "at {now}");
+            // The timeline rule (what /metrics reads) agrees.
+            let by_timeline: Vec<&str> = m
+                .iter()
+                .filter(|k| k.timeline.state(now) == lifecycle::KeyState::Active)
+                .map(|k| k.kid.as_str())
+                .collect();
+            assert_eq!(by_timeline, vec![signer.as_str()], "at {now}");
+            assert_ne!(signer, b.kid, "the key that gave way never signs");
+            assert!(policy.check(&m.iter().find(|k| k.kid == b.kid).unwrap().timeline).is_ok());
+        }
+        // And `--now` after a pending successor: the new key signs, alone.
+        let d = rotate(&store, &policy, Algorithm::ES256, 2048, 1200, true).unwrap();
+        assert_eq!(active(&store, Algorithm::ES256, 1200), vec![d.kid.clone()]);
+        assert_eq!(active(&store, Algorithm::ES256, 1701), vec![d.kid]);
+    }
+
+    #[test]
+    fn revoke_replaces_names_the_revoked_key() {
+        let (_t, store, policy) = setup();
+        let first = rotate(&store, &policy, Algorithm::ES256, 2048, 1000, true).unwrap();
+        // A second key signs at once; the first retires but stays published.
+        let second = rotate(&store, &policy, Algorithm::ES256, 2048, 1100, true).unwrap();
+        let (_, replacement) = revoke(&store, &policy, &second.kid, 2048, 1200).unwrap();
+        let replacement = replacement.unwrap();
+        assert_eq!(replacement.replaces.as_deref(), Some(second.kid.as_str()), "not {}", first.kid);
+        assert_eq!(active(&store, Algorithm::ES256, 1200), vec![replacement.kid]);
     }
 }

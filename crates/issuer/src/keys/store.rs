@@ -81,10 +81,55 @@ pub struct Loaded {
     pub damaged: Vec<Damaged>,
 }
 
+impl Loaded {
+    /// Whether the store holds key documents and none of them opens (a
+    /// wrong `JWKS_ISSUER_KEK`, or every file damaged).
+    pub fn none_opens(&self) -> bool {
+        self.keys.is_empty() && !self.damaged.is_empty()
+    }
+
+    /// `Ok` when every stored key opened, so that a plan made from
+    /// [`Loaded::keys`] sees the whole store. A process that cannot open
+    /// some of the store's keys never writes to it: it would plan without
+    /// keys that other processes sign with (and, under another KEK, write
+    /// keys that they cannot open).
+    pub fn writable(&self, location: &str) -> Result<(), Error> {
+        if self.damaged.is_empty() {
+            return Ok(());
+        }
+        Err(self.refusal(location, "nothing is written to the store until they are repaired or removed"))
+    }
+
+    /// The error naming what did not open in `location`, then `consequence`.
+    pub fn refusal(&self, location: &str, consequence: &str) -> Error {
+        let n = self.damaged.len();
+        let list: Vec<String> = self
+            .damaged
+            .iter()
+            .take(3)
+            .map(|d| format!("{} (kid {}): {}", d.file, d.kid.as_deref().unwrap_or("?"), d.reason))
+            .collect();
+        let more = if n > 3 { format!("; and {} more", n - 3) } else { String::new() };
+        let what = format!(
+            "{n} of the {} key documents in {location} cannot be opened: {}{more}; {consequence}",
+            n + self.keys.len(),
+            list.join("; ")
+        );
+        if self.damaged.iter().all(|d| d.reason.contains("unseal")) {
+            Error::Kek(format!(
+                "{what} (is {ENV_KEK} the key they were sealed with? keys sealed under another KEK never open)"
+            ))
+        } else {
+            Error::Store(what)
+        }
+    }
+}
+
 /// The key folder.
 pub struct DirStore {
     dir: PathBuf,
     sealer: Option<Sealer>,
+    accept_clear: bool,
 }
 
 impl fmt::Debug for DirStore {
@@ -188,21 +233,46 @@ pub fn sealer_from_base64(v: &str) -> Result<Sealer, Error> {
 }
 
 impl DirStore {
-    /// Opens (creating with mode 0700 if needed) the folder `dir`.
+    /// Opens the key folder `dir`, creating it with mode 0700 when it does
+    /// not exist (as `serve` does on first start). An existing folder's mode
+    /// is never changed: one that others can read gets a warning naming it
+    /// and its mode. A path that is not a folder, and a non-empty folder
+    /// that is not a key store (`keys.dir = "."`), are refused untouched.
     pub fn open(dir: &Path, sealer: Option<Sealer>) -> Result<Self, Error> {
         let store_err = |e: io::Error| Error::Store(format!("key folder {}: {e}", dir.display()));
-        if !dir.exists() {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(store_err)?;
-        } else if folder_too_open(dir) {
-            // A checked-out `keys/` is 0755: private keys live in a 0700 folder.
-            match fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
-                Ok(()) => tracing::info!(dir = %dir.display(), "key folder mode set to 0700"),
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "key folder is readable by others; chmod 700 it")
+        match fs::metadata(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(store_err)?;
+            }
+            Err(e) => return Err(store_err(e)),
+            Ok(md) if !md.is_dir() => {
+                return Err(Error::Store(format!(
+                    "keys.dir {} is not a folder; point it at a new or empty folder (it was left as it is)",
+                    dir.display()
+                )));
+            }
+            Ok(md) => {
+                check_is_key_store(dir)?;
+                let mode = md.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        mode = %format!("{:o}", mode & 0o7777),
+                        "the key folder is readable by others (mode {:o}); `chmod 700 {}` it",
+                        mode & 0o7777,
+                        dir.display()
+                    );
                 }
             }
         }
-        Ok(DirStore { dir: dir.to_path_buf(), sealer })
+        Ok(DirStore { dir: dir.to_path_buf(), sealer, accept_clear: false })
+    }
+
+    /// Loads key files in clear even though a KEK is set: only for
+    /// `keys migrate`, which seals them on their way into the database.
+    pub fn accepting_clear_keys(mut self) -> Self {
+        self.accept_clear = true;
+        self
     }
 
     /// The folder.
@@ -223,8 +293,12 @@ impl DirStore {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(libc_flags::NOFOLLOW_NONBLOCK)
             .open(&path)
             .map_err(|e| Error::Store(format!("cannot open lock file {}: {e}", path.display())))?;
+        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            return Err(Error::Store(format!("lock file {} is not a regular file", path.display())));
+        }
         let start = clock.now();
         loop {
             match file.try_lock() {
@@ -290,17 +364,102 @@ impl DirStore {
     }
 
     fn load_file(&self, name: &str) -> Result<KeyRecord, (Option<String>, String)> {
-        let path = self.dir.join(name);
-        let bytes = fs::read(&path).map_err(|e| (None, format!("cannot read: {e}")))?;
-        if bytes.len() > 64 * 1024 {
-            return Err((None, "file larger than 64 KiB".into()));
-        }
-        let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| (None, format!("not a key file: {e}")))?;
+        let bytes = read_limited(&self.dir.join(name), MAX_DOCUMENT)?;
+        let require_sealed = self.sealer.is_some() && !self.accept_clear;
+        let file = parse(&bytes, require_sealed)?;
         if name != file_name(&file.kid) {
             return Err((Some(file.kid), "file name does not match its kid".into()));
         }
         decode(file, self.sealer.as_ref())
     }
+}
+
+/// The largest key document read (an RSA-4096 key is about 5 KiB).
+const MAX_DOCUMENT: u64 = 64 * 1024;
+
+/// Flags for opening files in the key folder: never follow a symlink,
+/// never wait on a FIFO or a device.
+mod libc_flags {
+    pub(super) const NOFOLLOW_NONBLOCK: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+}
+
+/// Reads at most `limit` bytes of the regular file `path`: a symlink, a
+/// FIFO, a device or a folder is refused without blocking, and a larger
+/// file is refused after reading `limit + 1` bytes, never whole.
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, (Option<String>, String)> {
+    use std::io::Read;
+    let md = fs::symlink_metadata(path).map_err(|e| (None, format!("cannot read: {e}")))?;
+    if !md.file_type().is_file() {
+        return Err((None, "not a regular file; refused".into()));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_flags::NOFOLLOW_NONBLOCK)
+        .open(path)
+        .map_err(|e| (None, format!("cannot open: {e}")))?;
+    // Checked again on the open file: it may have been swapped meanwhile.
+    let md = file.metadata().map_err(|e| (None, format!("cannot read: {e}")))?;
+    if !md.is_file() {
+        return Err((None, "not a regular file; refused".into()));
+    }
+    if md.len() > limit {
+        return Err((None, format!("file larger than {} KiB; refused", limit / 1024)));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0));
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(|e| (None, format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > limit {
+        return Err((None, format!("file larger than {} KiB; refused", limit / 1024)));
+    }
+    Ok(bytes)
+}
+
+/// Parses a key document, refusing one in clear when `require_sealed`.
+fn parse(bytes: &[u8], require_sealed: bool) -> Result<KeyFile, (Option<String>, String)> {
+    if bytes.len() as u64 > MAX_DOCUMENT {
+        return Err((None, "document larger than 64 KiB".into()));
+    }
+    let file: KeyFile = serde_json::from_slice(bytes).map_err(|e| (None, format!("not a key document: {e}")))?;
+    if require_sealed && file.pkcs8.is_some() {
+        return Err((
+            Some(file.kid),
+            format!("holds a private key in clear while {ENV_KEK} is set; refused (only sealed keys are used)"),
+        ));
+    }
+    Ok(file)
+}
+
+/// Refuses a non-empty folder that does not look like a key store: every
+/// entry must be the lock file, a key file, a temp file of an interrupted
+/// write, `lost+found` (a volume's root) or `.gitkeep`.
+fn check_is_key_store(dir: &Path) -> Result<(), Error> {
+    let rd = fs::read_dir(dir).map_err(|e| Error::Store(format!("key folder {}: {e}", dir.display())))?;
+    let mut foreign: Vec<String> = Vec::new();
+    let mut count = 0usize;
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let known = name == LOCK_FILE
+            || name == "lost+found"
+            || name == ".gitkeep"
+            || is_key_file(&name)
+            || (name.starts_with('.') && name.ends_with(".tmp"));
+        if !known {
+            count += 1;
+            if foreign.len() < 3 {
+                foreign.push(name);
+            }
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    Err(Error::Store(format!(
+        "keys.dir {} is not a key store: it holds {count} other entries ({}{}); point keys.dir at a new or empty \
+         folder (nothing was changed)",
+        dir.display(),
+        foreign.join(", "),
+        if count > foreign.len() { ", ..." } else { "" }
+    )))
 }
 
 /// Encodes `record` as the stored document, sealing its private key when
@@ -330,14 +489,7 @@ pub(crate) fn decode_document(
     sealer: Option<&Sealer>,
     require_sealed: bool,
 ) -> Result<KeyRecord, (Option<String>, String)> {
-    if bytes.len() > 64 * 1024 {
-        return Err((None, "document larger than 64 KiB".into()));
-    }
-    let file: KeyFile = serde_json::from_slice(bytes).map_err(|e| (None, format!("not a key document: {e}")))?;
-    if require_sealed && file.pkcs8.is_some() {
-        return Err((Some(file.kid), "holds a private key in clear; only sealed keys are accepted here".into()));
-    }
-    decode(file, sealer)
+    decode(parse(bytes, require_sealed)?, sealer)
 }
 
 fn decode(file: KeyFile, sealer: Option<&Sealer>) -> Result<KeyRecord, (Option<String>, String)> {
@@ -369,6 +521,22 @@ impl DirStore {
     /// Call it under [`DirStore::lock`].
     pub fn put(&self, record: &KeyRecord) -> Result<(), Error> {
         let kid = &record.meta.kid;
+        if fs::symlink_metadata(self.dir.join(file_name(kid))).is_err() {
+            // A new key: never more than verifiers accept in one JWKS.
+            let count = fs::read_dir(&self.dir)
+                .map_err(|e| Error::Store(format!("{}: {e}", self.dir.display())))?
+                .filter_map(Result::ok)
+                .filter(|e| is_key_file(&e.file_name().to_string_lossy()))
+                .count();
+            if count >= jwks_verifier::MAX_KEYS {
+                return Err(Error::Store(format!(
+                    "key folder {} holds {count} keys, the most a verifier accepts ({}); key {kid} is not added \
+                     (revoked and expired keys leave on their own; remove damaged files)",
+                    self.dir.display(),
+                    jwks_verifier::MAX_KEYS
+                )));
+            }
+        }
         let json = encode(record, self.sealer.as_ref())?;
         write_atomic(&self.dir, &file_name(kid), &json)
             .map_err(|e| Error::Store(format!("writing key {kid} to {}: {e}", self.dir.display())))
@@ -456,11 +624,6 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// Whether the folder's mode lets others than the owner in.
-pub fn folder_too_open(dir: &Path) -> bool {
-    fs::metadata(dir).map(|m| m.permissions().mode() & 0o077 != 0).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -552,5 +715,141 @@ mod tests {
         assert!(matches!(result, Err(Error::Store(m)) if m.contains("locked")));
         drop(held);
         assert!(other.lock(Duration::from_secs(3), &Ticking::default()).is_ok());
+    }
+
+    /// Loads on another thread; `None` when it did not finish within 10 s.
+    fn load_within_10s(store: DirStore) -> Option<Loaded> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(store.load().unwrap());
+        });
+        rx.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    #[test]
+    fn fifo_key_file_does_not_block_rotation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(tmp.path(), None).unwrap();
+        let rec = record(Algorithm::ES256);
+        store.put(&rec).unwrap();
+        let fifo = tmp.path().join("AAAAfifo.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        // The lock (and a FIFO in place of the lock file) never blocks either.
+        let lock = store.lock(Duration::from_secs(1), &ManualClock::new(0)).unwrap();
+        let loaded = load_within_10s(DirStore::open(tmp.path(), None).unwrap()).expect("load does not block on a FIFO");
+        drop(lock);
+        assert_eq!(loaded.keys.len(), 1, "the good key still loads");
+        assert_eq!(loaded.damaged.len(), 1);
+        assert_eq!(loaded.damaged[0].file, "AAAAfifo.json");
+        assert!(loaded.damaged[0].reason.contains("not a regular file"), "{:?}", loaded.damaged);
+        assert!(store.fingerprint().is_ok());
+
+        let other = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new("mkfifo").arg(other.path().join(LOCK_FILE)).status().unwrap();
+        assert!(made.success());
+        let s = DirStore::open(other.path(), None).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(s.lock(Duration::from_secs(1), &ManualClock::new(0)).is_err());
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true), "a FIFO lock file is refused at once");
+    }
+
+    #[test]
+    fn oversized_key_file_is_not_read_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(tmp.path(), None).unwrap();
+        // 1 GiB, sparse: reading it whole would take 1 GiB of memory.
+        let big = File::create(tmp.path().join("AAAAbig.json")).unwrap();
+        big.set_len(1 << 30).unwrap();
+        // Just over the limit, and a symlink to a good key.
+        fs::write(tmp.path().join("AAAAjust.json"), vec![b' '; 64 * 1024 + 1]).unwrap();
+        let rec = record(Algorithm::ES256);
+        store.put(&rec).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join(file_name(&rec.meta.kid)), tmp.path().join("AAAAlink.json"))
+            .unwrap();
+        let loaded = load_within_10s(store).expect("load finishes");
+        assert_eq!(loaded.keys.len(), 1);
+        let reasons: std::collections::BTreeMap<&str, &str> =
+            loaded.damaged.iter().map(|d| (d.file.as_str(), d.reason.as_str())).collect();
+        assert!(reasons["AAAAbig.json"].contains("larger than 64 KiB"), "{reasons:?}");
+        assert!(reasons["AAAAjust.json"].contains("larger than 64 KiB"), "{reasons:?}");
+        assert!(reasons["AAAAlink.json"].contains("not a regular file"), "{reasons:?}");
+        // The limit holds for a file that grows after its size was read.
+        let path = tmp.path().join("grows.json");
+        fs::write(&path, vec![b' '; 100]).unwrap();
+        assert_eq!(read_limited(&path, 64).unwrap_err().1, "file larger than 0 KiB; refused");
+        assert_eq!(read_limited(&path, 100).unwrap().len(), 100);
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn keys_list_does_not_chmod_an_existing_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("shared");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+        let store = DirStore::open(&dir, None).unwrap();
+        store.load().unwrap();
+        assert_eq!(mode(&dir), 0o1777, "the sticky bit and the mode stay");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let store = DirStore::open(&dir, None).unwrap();
+        store.put(&record(Algorithm::ES256)).unwrap();
+        assert_eq!(mode(&dir), 0o755);
+        // A folder it creates is 0700.
+        DirStore::open(&tmp.path().join("new/keys"), None).unwrap();
+        assert_eq!(mode(&tmp.path().join("new/keys")), 0o700);
+    }
+
+    #[test]
+    fn keys_dir_pointing_at_a_file_is_refused_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("issuer.toml");
+        fs::write(&file, b"issuer = 1\n").unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = DirStore::open(&file, None).unwrap_err();
+        assert!(err.to_string().contains("is not a folder"), "{err}");
+        assert_eq!(mode(&file), 0o644);
+        assert_eq!(fs::read(&file).unwrap(), b"issuer = 1\n");
+    }
+
+    #[test]
+    fn non_empty_foreign_folder_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("Cargo.toml"), b"[package]").unwrap();
+        fs::write(tmp.path().join("notes.txt"), b"x").unwrap();
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let err = DirStore::open(tmp.path(), None).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("is not a key store") && msg.contains("Cargo.toml"), "{msg}");
+        assert_eq!(mode(tmp.path()), 0o755);
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 2, "nothing was written");
+        // An empty folder and a key store open.
+        let empty = tempfile::tempdir().unwrap();
+        let store = DirStore::open(empty.path(), None).unwrap();
+        store.put(&record(Algorithm::ES256)).unwrap();
+        store.lock(Duration::from_secs(1), &ManualClock::new(0)).unwrap();
+        fs::write(empty.path().join(".gitkeep"), b"").unwrap();
+        assert!(DirStore::open(empty.path(), None).is_ok());
+    }
+
+    #[test]
+    fn the_folder_store_refuses_to_grow_past_what_verifiers_accept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DirStore::open(tmp.path(), None).unwrap();
+        let rec = record(Algorithm::ES256);
+        store.put(&rec).unwrap();
+        let doc = fs::read(tmp.path().join(file_name(&rec.meta.kid))).unwrap();
+        for i in 1..jwks_verifier::MAX_KEYS {
+            fs::write(tmp.path().join(format!("filler{i}.json")), &doc).unwrap();
+        }
+        let err = store.put(&record(Algorithm::ES256)).unwrap_err();
+        assert!(err.to_string().contains("holds 100 keys"), "{err}");
+        // Rewriting a key already there (a timeline change) still works.
+        store.put(&rec).unwrap();
     }
 }

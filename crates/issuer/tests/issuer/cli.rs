@@ -269,3 +269,115 @@ fn clients_new_private_key_jwt_prints_the_private_key_once_and_a_public_jwk_bloc
     let check = ok(&run(cmd().arg("--config").arg(&path).arg("check-config"), b""));
     assert!(check.lines().any(|l| l.contains("kjwt") && l.contains("private_key_jwt")), "{check}");
 }
+
+/// A PKCS#8 PEM `PRIVATE KEY` block around `der`.
+fn pkcs8_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let label = "PRIVATE KEY";
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+#[test]
+fn revoke_takes_a_kid_that_begins_with_a_dash() {
+    use jwks_jose::{Algorithm, SigningKey};
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    let c = |args: &[&str]| {
+        let mut c = cmd();
+        c.arg("--config").arg(&path).args(args);
+        c
+    };
+    ok(&run(&mut c(&["keys", "rotate", "--now", "--alg", "ES256"]), b""));
+    // One kid in 64 begins with `-`: make ES256 keys until one does.
+    let (der, kid) = (0..2000)
+        .map(|_| {
+            let der = SigningKey::generate(Algorithm::ES256, 2048).unwrap();
+            let kid = SigningKey::from_pkcs8(Algorithm::ES256, &der).unwrap().kid().to_string();
+            (der, kid)
+        })
+        .find(|(_, kid)| kid.starts_with('-'))
+        .expect("a kid that begins with `-`");
+    let pem = dir.path().join("dash.pem");
+    std::fs::write(&pem, pkcs8_pem(&der)).unwrap();
+    ok(&run(&mut c(&["keys", "import", "--alg", "ES256", "--pem", pem.to_str().unwrap()]), b""));
+    let listed = ok(&run(&mut c(&["keys", "list"]), b""));
+    assert!(listed.contains(&kid), "{listed}");
+    // As printed, with no `--`.
+    let out = ok(&run(&mut c(&["keys", "revoke", &kid]), b""));
+    assert!(out.contains(&format!("revoked ES256 {kid}")), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&ok(&run(&mut c(&["keys", "list", "--json"]), b""))).unwrap();
+    let key = doc["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).unwrap().clone();
+    assert_eq!(key["state"], "revoked", "{doc}");
+    // An option that is not a kid is still an error, not a kid.
+    let again = run(&mut c(&["keys", "revoke", &kid]), b"");
+    assert!(!again.status.success() && text(&again.stderr).contains("already revoked"), "{}", text(&again.stderr));
+}
+
+#[test]
+fn keys_list_on_a_closed_pipe_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    ok(&run(cmd().arg("--config").arg(&path).args(["keys", "rotate", "--now"]), b""));
+    for args in [&["keys", "list"][..], &["keys", "list", "--json"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // `| head` that already exited
+        let out = cmd()
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+    }
+}
+
+#[test]
+fn keys_list_says_which_key_signs_and_what_changes_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    let c = |args: &[&str]| {
+        let mut c = cmd();
+        c.arg("--config").arg(&path).args(args);
+        c
+    };
+    ok(&run(&mut c(&["keys", "rotate", "--now"]), b""));
+    ok(&run(&mut c(&["keys", "rotate"]), b""));
+    ok(&run(&mut c(&["keys", "rotate"]), b""));
+    let doc: serde_json::Value = serde_json::from_str(&ok(&run(&mut c(&["keys", "list", "--json"]), b""))).unwrap();
+    let keys = doc["keys"].as_array().unwrap();
+    let active: Vec<&serde_json::Value> = keys.iter().filter(|k| k["state"] == "active").collect();
+    assert_eq!(active.len(), 1, "exactly one ES256 key is called active: {doc}");
+    assert_eq!(active[0]["signs"], true);
+    let signing = &doc["signing"][0];
+    assert_eq!(signing["alg"], "ES256");
+    assert_eq!(signing["signer"], active[0]["kid"]);
+    let next_kid = signing["next"].as_str().unwrap().split(' ').next().unwrap().to_string();
+    let next = keys.iter().find(|k| k["kid"] == next_kid.as_str()).expect("the next signer is listed");
+    assert_eq!(signing["next_at"], next["activates"], "{doc}");
+    let table = ok(&run(&mut c(&["keys", "list"]), b""));
+    assert!(table.contains(&format!("ES256  signs with {}; next at ", active[0]["kid"].as_str().unwrap())), "{table}");
+    assert!(table.contains(&format!("{next_kid} starts signing")), "{table}");
+}
+
+#[test]
+fn serve_binds_its_port_before_touching_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    let keys = dir.path().join("keys");
+    std::fs::remove_dir(&keys).unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    let text_cfg = std::fs::read_to_string(&path).unwrap().replacen('\n', &format!("\nlisten = \"{addr}\"\n"), 1);
+    std::fs::write(&path, text_cfg).unwrap();
+    let out = cmd().arg("--config").arg(&path).arg("serve").stdin(Stdio::null()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("cannot listen"), "{}", text(&out.stderr));
+    assert!(!keys.exists(), "no key folder was created, no key made");
+}

@@ -386,3 +386,37 @@ fn with_the_database_gone_keys_in_memory_still_change_state_on_schedule() {
     let body = String::from_utf8(ring.snapshot().jwks.body.to_vec()).unwrap();
     assert!(!body.contains(&first) && body.contains(&successor.kid), "{body}");
 }
+
+#[test]
+fn postgres_replica_with_another_kek_writes_nothing() {
+    let Some(db) = TestDb::create("otherkek") else { return };
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let shared: SharedClock = clock.clone();
+    let open = |kek: u8| {
+        Keyring::open(
+            PgStore::open(&db.url, sealer(kek)).unwrap(),
+            shared.clone(),
+            vec![Algorithm::ES256],
+            policy(),
+            2048,
+        )
+    };
+    let good = open(7).unwrap();
+    let kid = good.snapshot().signer(Algorithm::ES256).unwrap().meta.kid.clone();
+    let rows = || db.query("SELECT kid || ' ' || md5(document::text) FROM jwks_issuer_keys ORDER BY kid");
+    let generation = || db.query("SELECT generation FROM jwks_issuer_generation");
+    let (before, gen_before) = (rows(), generation());
+    // The leader goes, so the replica under another KEK would lead; a
+    // successor is due too.
+    drop(good);
+    clock.advance(3500);
+    let err = open(8).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Kek(_)), "{err:?}");
+    assert!(msg.contains(&kid) && msg.contains("cannot be opened"), "{msg}");
+    assert_eq!(rows(), before, "no key was written or changed");
+    assert_eq!(generation(), gen_before, "no write at all");
+    // The replica with the right KEK rotates as before.
+    let again = open(7).unwrap();
+    assert_eq!(again.snapshot().keys.len(), 2);
+}

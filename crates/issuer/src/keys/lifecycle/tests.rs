@@ -165,6 +165,10 @@ fn a_year_of_hourly_rotation_keeps_every_invariant() {
             }
         }
         assert!(keys.len() <= 3 * algs.len(), "keys pile up: {}", keys.len());
+        // Every timeline the planner writes passes the load-time check.
+        for k in &keys {
+            assert_eq!(p.check(&k.timeline), Ok(()), "{} at {now}", k.kid);
+        }
         now += step;
     }
     // The first keys, and the keys after the outage that outlived them all.
