@@ -125,6 +125,14 @@ impl ReplayCache {
         self.len() == 0
     }
 
+    /// Whether `id` is recorded in `partition` and not expired at `now`: a
+    /// look before the claim, recording nothing. A poisoned lock answers
+    /// `true` (fail closed).
+    pub fn contains(&self, partition: &str, id: &str, now: UnixTime) -> bool {
+        let Ok(inner) = self.inner.lock() else { return true };
+        inner.partitions.get(partition).and_then(|p| p.ids.get(id)).is_some_and(|&t| t > now)
+    }
+
     /// Records `id` in `partition` until `until`, or refuses it: [`Replay::Seen`]
     /// if it is recorded there and not expired at `now`, else
     /// [`Replay::PartitionFull`] or [`Replay::Full`] when a limit is

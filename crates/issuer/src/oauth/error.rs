@@ -155,11 +155,8 @@ impl OAuthError {
 pub const REALM: &str = "jwks-issuer";
 
 /// At most `max` characters of `s`, keeping only those RFC 6749 §5.2
-/// allows in `error_description` (%x20-21 / %x23-5B / %x5D-7E); others
-/// are shown as `?`.
-pub fn printable(s: &str, max: usize) -> String {
-    s.chars().take(max).map(|c| if matches!(c, ' '..='~') && c != '"' && c != '\\' { c } else { '?' }).collect()
-}
+/// allows in `error_description`; others are shown as `?`.
+pub use jwks_jose::text::error_description as printable;
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use super::{
     dpop,
     error::{ThrottleReason, printable},
     peer,
-    replay::{PendingId, Replay, ReplayCache, SharedClaims, SingleUse},
+    replay::{MAX_ENTRIES, MAX_PER_CLIENT, PendingId, Replay, ReplayCache, SharedClaims, SingleUse},
     request::{Credentials, RawRequest, TokenRequest},
     secret::SecretWorkers,
     throttle::{Throttle, ThrottleConfig},
@@ -94,7 +94,7 @@ impl TokenService {
             throttle: Throttle::new(settings.throttle),
             workers: SecretWorkers::new(settings.secret_workers),
             assertions: Assertions::new(clients, &audience, settings.assertion_max_lifetime, &clock)?,
-            single_use: SingleUse::new(ReplayCache::default(), shared),
+            single_use: SingleUse::new(ReplayCache::new(MAX_ENTRIES, MAX_PER_CLIENT), shared),
             keys,
             metrics,
             settings,
@@ -174,9 +174,7 @@ impl TokenService {
             match (replay, kind) {
                 (Replay::Seen, "dpop") => OAuthError::InvalidDpopProof("the proof's `jti` was already used".into()),
                 (Replay::Seen, _) => OAuthError::InvalidClient { description: "client authentication failed".into() },
-                (Replay::PartitionFull | Replay::Full, _) => {
-                    OAuthError::Throttled { retry_after: 1, reason: ThrottleReason::SingleUseIds }
-                }
+                (_, _) => OAuthError::Throttled { retry_after: 1, reason: ThrottleReason::SingleUseIds },
             }
         })?;
 
