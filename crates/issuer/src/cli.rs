@@ -242,7 +242,7 @@ fn open_store(config: &Config) -> Result<Box<dyn KeyStore>, Error> {
     {
         return Err(Error::Usage(format!("key folder {} does not exist (start `serve` once)", dir.display())));
     }
-    keys::open_store(config)
+    keys::open_store(&config.keys.store)
 }
 
 /// `keys migrate`: copies the folder's keys into the database, under the
@@ -379,7 +379,7 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
     }
     let store = open_store(config)?;
     let store = store.as_ref();
-    let policy = Policy::from_config(config);
+    let policy = config.key_policy();
     let now = clock.now();
     match cmd {
         KeysCommand::List { json } => {

@@ -297,15 +297,7 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
 }
 
-/// Where the keys are kept.
-#[derive(Debug, Clone, PartialEq)]
-pub enum KeyStoreConfig {
-    /// `keys.dir`: a folder, relative to the working directory. The default,
-    /// `keys`, when `keys.postgres` is absent.
-    Dir(PathBuf),
-    /// `keys.postgres`: a PostgreSQL database shared by replicas.
-    Postgres(Box<crate::keys::PgUrl>),
-}
+pub use crate::keys::KeyStoreConfig;
 
 /// `[keys]`.
 #[derive(Debug, Clone)]
@@ -661,6 +653,15 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
 }
 
 impl Config {
+    /// The key lifecycle policy of this configuration.
+    pub fn key_policy(&self) -> crate::keys::Policy {
+        crate::keys::Policy {
+            rotation_period: self.keys.rotation_period,
+            publish_ahead: self.keys.publish_ahead,
+            retire_after: self.max_token_ttl().saturating_add(self.jwks_max_age).saturating_add(self.keys.retire_grace),
+        }
+    }
+
     /// The settings the token service needs.
     pub fn token_settings(&self) -> crate::oauth::TokenSettings {
         crate::oauth::TokenSettings {

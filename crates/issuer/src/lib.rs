@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use std::{path::Path, sync::Arc};
-//! use jwks_issuer::{Config, clock::{ManualClock, SharedClock}, http, keys::{DirStore, Keyring, Policy}};
+//! use jwks_issuer::{Config, clock::{ManualClock, SharedClock}, http, keys::{DirStore, Keyring}};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let toml = format!(
@@ -17,7 +17,7 @@
 //! let config = Arc::new(Config::from_toml(Path::new("issuer.toml"), &toml, &|_| None)?);
 //! let clock: SharedClock = Arc::new(ManualClock::new(1_800_000_000));
 //! let store = DirStore::open(dir.path(), None)?;
-//! let keyring = Arc::new(Keyring::open(store, clock.clone(), config.keys.algorithms.clone(), Policy::from_config(&config), 2048)?);
+//! let keyring = Arc::new(Keyring::open(store, clock.clone(), config.keys.algorithms.clone(), config.key_policy(), 2048)?);
 //! assert_eq!(keyring.snapshot().signer(jwks_jose::Algorithm::ES256).map(|k| k.meta.alg), Some(jwks_jose::Algorithm::ES256));
 //! let state = actix_web::web::Data::new(http::AppState::new(config, keyring, clock)?);
 //! let _app = actix_web::App::new().configure(http::routes(&state));

@@ -8,7 +8,7 @@ use crate::{
     Config, Error,
     clock::{SharedClock, SystemClock},
     http::{self, AppState},
-    keys::{self, Keyring, Policy},
+    keys::{self, Keyring},
 };
 
 /// The development client's id and secret, as printed in the README.
@@ -23,14 +23,8 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub async fn open_keyring(config: &Config, clock: SharedClock) -> Result<Arc<Keyring>, Error> {
     let config = config.clone();
     let ring = tokio::task::spawn_blocking(move || {
-        let store = keys::open_store(&config)?;
-        Keyring::open_boxed(
-            store,
-            clock,
-            config.keys.algorithms.clone(),
-            Policy::from_config(&config),
-            config.keys.rsa_bits,
-        )
+        let store = keys::open_store(&config.keys.store)?;
+        Keyring::open_boxed(store, clock, config.keys.algorithms.clone(), config.key_policy(), config.keys.rsa_bits)
     })
     .await
     .map_err(|e| Error::Store(format!("key loading task failed: {e}")))??;

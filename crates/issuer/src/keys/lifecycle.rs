@@ -105,18 +105,6 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The policy of a validated configuration.
-    pub fn from_config(config: &crate::Config) -> Self {
-        Policy {
-            rotation_period: config.keys.rotation_period,
-            publish_ahead: config.keys.publish_ahead,
-            retire_after: config
-                .max_token_ttl()
-                .saturating_add(config.jwks_max_age)
-                .saturating_add(config.keys.retire_grace),
-        }
-    }
-
     /// The timeline of a key published at `now` that signs from `activates`.
     pub fn timeline(&self, now: UnixTime, activates: UnixTime) -> Timeline {
         let deactivates = activates.saturating_add(self.rotation_period.as_secs());

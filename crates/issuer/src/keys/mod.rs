@@ -14,7 +14,19 @@ pub use lifecycle::{KeyMeta, KeyState, Policy, Timeline};
 pub use postgres::{PgStore, PgUrl};
 pub use store::{DirStore, KeyRecord, KeyStore};
 
-use crate::{Config, Error, config::KeyStoreConfig};
+use std::path::PathBuf;
+
+use crate::Error;
+
+/// Where the keys are kept (`[keys] dir` or `[keys] postgres`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyStoreConfig {
+    /// `keys.dir`: a folder, relative to the working directory. The default,
+    /// `keys`, when `keys.postgres` is absent.
+    Dir(PathBuf),
+    /// `keys.postgres`: a PostgreSQL database shared by replicas.
+    Postgres(Box<PgUrl>),
+}
 
 /// Loads every key of `store` and screens it: a key whose timeline the
 /// policy could not have written ([`Policy::check`]) is reported with the
@@ -36,13 +48,13 @@ pub fn load_screened(store: &dyn KeyStore, policy: &Policy) -> Result<store::Loa
     Ok(loaded)
 }
 
-/// Opens the store `config` names. Blocking: call off the executor.
+/// Opens the store `store` names. Blocking: call off the executor.
 ///
 /// A folder store seals keys when `JWKS_ISSUER_KEK` is set; the PostgreSQL
 /// store requires it, so the database never sees a private key in clear.
-pub fn open_store(config: &Config) -> Result<Box<dyn KeyStore>, Error> {
+pub fn open_store(store: &KeyStoreConfig) -> Result<Box<dyn KeyStore>, Error> {
     let sealer = store::sealer_from_env()?;
-    match &config.keys.store {
+    match store {
         KeyStoreConfig::Dir(dir) => {
             if sealer.is_none() {
                 tracing::warn!(

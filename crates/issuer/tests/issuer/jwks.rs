@@ -129,7 +129,7 @@ async fn a_key_set_change_rebuilds_the_body_and_the_etag_once() {
     let f = Fixture::with(ring.clone(), r#"["ES256"]"#);
     let old = f.get(PATH).await;
     let old_etag = old.header("etag").unwrap().to_string();
-    let policy = jwks_issuer::keys::Policy::from_config(&f.state.config);
+    let policy = f.state.config.key_policy();
     let now = f.state.keyring.snapshot().built_at;
     jwks_issuer::keys::ops::rotate(ring.store(), &policy, jwks_jose::Algorithm::ES256, 2048, now, false).unwrap();
     ring.reload().unwrap();

@@ -333,7 +333,7 @@ fn the_postgres_store_requires_the_kek() {
         eprintln!("JWKS_ISSUER_KEK is set in this environment; the check needs it unset");
         return;
     }
-    let e = jwks_issuer::keys::open_store(&config).unwrap_err();
+    let e = jwks_issuer::keys::open_store(&config.keys.store).unwrap_err();
     assert!(matches!(&e, Error::Kek(m) if m.contains("JWKS_ISSUER_KEK") && m.contains("keys.postgres")), "{e}");
 }
 

@@ -23,7 +23,7 @@ use jwks_issuer::{
     Config,
     clock::{Clock, ManualClock, SharedClock, SystemClock},
     http::{self, AppState},
-    keys::{DirStore, Keyring, Policy},
+    keys::{DirStore, Keyring},
 };
 
 /// The secret of clients `svc` and `rsa`.
@@ -138,8 +138,7 @@ pub(crate) fn open_keyring_in(dir: &Path, algorithms: &str) -> Arc<Keyring> {
     let clock: SharedClock = Arc::new(ManualClock::new(real_now()));
     let store = DirStore::open(dir, None).unwrap();
     Arc::new(
-        Keyring::open(store, clock, config.keys.algorithms.clone(), Policy::from_config(&config), config.keys.rsa_bits)
-            .unwrap(),
+        Keyring::open(store, clock, config.keys.algorithms.clone(), config.key_policy(), config.keys.rsa_bits).unwrap(),
     )
 }
 
