@@ -11,20 +11,61 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_jwks-verify");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_jwks-verify");
 
-fn now() -> u64 {
+/// Seconds since the epoch on the system clock (the binary reads it).
+pub(crate) fn now() -> u64 {
     SystemClock.now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn spawn(jwks_uri: &str) -> std::process::Child {
-    Command::new(BIN)
-        .args(["--issuer", ISS, "--jwks-uri", jwks_uri, "--audience", "other", "--audience", AUD])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+/// A running `jwks-verify` for issuer [`ISS`] and audience [`AUD`] over
+/// `jwks_uri`: one line in, one JSON answer out. Blocking: use it inside
+/// `spawn_blocking` when the JWKS server runs on the test's runtime.
+pub(crate) struct Cli {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Cli {
+    pub(crate) fn spawn(jwks_uri: &str) -> Cli {
+        let mut child = Command::new(BIN)
+            .args(["--issuer", ISS, "--jwks-uri", jwks_uri, "--audience", "other", "--audience", AUD])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Cli { child, stdin, stdout }
+    }
+
+    /// Writes `line` and reads the answer to it: output is flushed per line.
+    pub(crate) fn ask(&mut self, line: &str) -> Value {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        let mut out = String::new();
+        self.stdout.read_line(&mut out).unwrap();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("jwks-verify printed {out:?}: {e}"))
+    }
+
+    /// Writes `text` at once, closes stdin, and answers every line printed
+    /// and the exit status.
+    pub(crate) fn send_all(mut self, text: &str) -> (Vec<String>, std::process::ExitStatus) {
+        let mut stdin = self.stdin.take().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        drop(stdin);
+        let lines = (&mut self.stdout).lines().map(Result::unwrap).collect();
+        (lines, self.child.wait().unwrap())
+    }
+
+    /// Closes stdin and waits for the exit status.
+    pub(crate) fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        self.child.wait().unwrap()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,16 +82,8 @@ async fn cli_answers_each_line_at_once_and_exits_1_on_any_invalid_token() {
     let set_k2 = move || mock.set_keys(&[&k1, &k2]);
 
     let status = tokio::task::spawn_blocking(move || {
-        let mut child = spawn(&url);
-        let mut stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut ask = |line: &str| -> Value {
-            writeln!(stdin, "{line}").unwrap();
-            stdin.flush().unwrap();
-            let mut out = String::new();
-            stdout.read_line(&mut out).unwrap();
-            serde_json::from_str(&out).unwrap()
-        };
+        let mut cli = Cli::spawn(&url);
+        let mut ask = |line: &str| cli.ask(line);
         // Each answer is read before the next token is written: output is flushed per line.
         let v = ask(&good);
         assert_eq!(v["valid"], true, "{v}");
@@ -64,8 +97,7 @@ async fn cli_answers_each_line_at_once_and_exits_1_on_any_invalid_token() {
         set_k2();
         let v = ask(&rotated);
         assert_eq!(v["valid"], true, "a rotated key is fetched by the same process: {v}");
-        drop(stdin);
-        child.wait().unwrap()
+        cli.finish()
     })
     .await
     .unwrap();
@@ -79,14 +111,9 @@ async fn cli_exits_0_when_every_token_is_valid_and_2_on_bad_arguments() {
     let url = mock.url();
     let good = sign(&k1, &header(&k1), &claims_at(now()));
     let status = tokio::task::spawn_blocking(move || {
-        let mut child = spawn(&url);
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{good}\n\n{good}").unwrap();
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
-        let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+        let (lines, status) = Cli::spawn(&url).send_all(&format!("{good}\n\n{good}\n"));
         assert_eq!(lines.len(), 2, "blank lines are skipped");
-        out.status
+        status
     })
     .await
     .unwrap();

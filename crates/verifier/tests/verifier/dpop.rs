@@ -570,20 +570,11 @@ mod extractor {
 /// `jwks-verify` with captured requests: one process, so a proof repeated on
 /// a later line is a replay.
 mod cli {
-    use std::{
-        io::{BufRead, BufReader, Write},
-        process::{Command, Stdio},
-    };
-
-    use jwks_verifier::SystemClock;
-
     use super::*;
-
-    const BIN: &str = env!("CARGO_BIN_EXE_jwks-verify");
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn captured_requests_are_checked_with_one_replay_cache() {
-        let now = SystemClock.now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let now = crate::cli::now();
         let issuer = es_key();
         let client = es_key();
         let mock = MockJwks::start(&[&issuer]).await;
@@ -595,34 +586,18 @@ mod cli {
         let plain = sign(&issuer, &header(&issuer), &claims_at(now));
 
         let answers = tokio::task::spawn_blocking(move || {
-            let mut child = Command::new(BIN)
-                .args(["--issuer", ISS, "--jwks-uri", &jwks_uri, "--audience", AUD])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut stdin = child.stdin.take().unwrap();
-            let mut stdout = BufReader::new(child.stdout.take().unwrap());
-            let mut ask = |line: &str| -> Value {
-                writeln!(stdin, "{line}").unwrap();
-                stdin.flush().unwrap();
-                let mut out = String::new();
-                stdout.read_line(&mut out).unwrap();
-                serde_json::from_str(&out).unwrap()
-            };
+            let mut cli = crate::cli::Cli::spawn(&jwks_uri);
             let captured = json!({"token": token, "dpop": proof, "method": "GET", "url": URL}).to_string();
             let answers = vec![
-                ask(&captured),
-                ask(&captured),
-                ask(&token),
-                ask(&json!({"token": token}).to_string()),
-                ask(&json!({"token": token, "dpop": proof}).to_string()),
-                ask(&json!({"token": plain}).to_string()),
-                ask(&json!({"token": token, "dpop": proof, "method": "GET", "url": URL, "x": 1}).to_string()),
+                cli.ask(&captured),
+                cli.ask(&captured),
+                cli.ask(&token),
+                cli.ask(&json!({"token": token}).to_string()),
+                cli.ask(&json!({"token": token, "dpop": proof}).to_string()),
+                cli.ask(&json!({"token": plain}).to_string()),
+                cli.ask(&json!({"token": token, "dpop": proof, "method": "GET", "url": URL, "x": 1}).to_string()),
             ];
-            drop(stdin);
-            (answers, child.wait().unwrap())
+            (answers, cli.finish())
         })
         .await
         .unwrap();
