@@ -111,8 +111,8 @@ async fn cli_exits_0_when_every_token_is_valid_and_2_on_bad_arguments() {
     let url = mock.url();
     let good = sign(&k1, &header(&k1), &claims_at(now()));
     let status = tokio::task::spawn_blocking(move || {
-        let (lines, status) = Cli::spawn(&url).send_all(&format!("{good}\n\n{good}\n"));
-        assert_eq!(lines.len(), 2, "blank lines are skipped");
+        let (lines, status) = Cli::spawn(&url).send_all(&format!("{good}\n{good}\r\n"));
+        assert_eq!(lines.len(), 2, "one answer per line");
         status
     })
     .await
@@ -128,5 +128,107 @@ async fn cli_exits_0_when_every_token_is_valid_and_2_on_bad_arguments() {
     ] {
         let out = Command::new(BIN).args(&args).stdin(Stdio::null()).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+/// Issue 14: `jwks-verify` said `valid` for tokens whose claims the
+/// library's `Claims` type rejects (`sub` a number, `scope` an array). Its
+/// verdict is now the library's, for each such token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_verdict_equals_library_for_bad_claim_types() {
+    let key = es_key();
+    let mock = MockJwks::start(&[&key]).await;
+    let url = mock.url();
+    let library =
+        jwks_verifier::Verifier::builder().issuer(ISS).audience(AUD).build_offline(&jwk_set(&[&key])).unwrap();
+    let mut tokens = Vec::new();
+    for (claim, value) in
+        [("sub", json!(42)), ("scope", json!(["read", "write"])), ("jti", json!({"a": 1})), ("client_id", json!(7))]
+    {
+        let mut c = claims_at(now());
+        c[claim] = value;
+        tokens.push((claim, sign(&key, &header(&key), &c)));
+    }
+    let good = sign(&key, &header(&key), &claims_at(now()));
+    tokens.push(("none", good));
+    let expected: Vec<Option<&'static str>> =
+        tokens.iter().map(|(_, t)| library.verify(t).err().map(|e| e.code())).collect();
+    assert_eq!(
+        expected,
+        [Some("invalid_claim"), Some("invalid_claim"), Some("invalid_claim"), Some("invalid_claim"), None]
+    );
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut cli = Cli::spawn(&url);
+        let answers: Vec<Value> = tokens.iter().map(|(_, t)| cli.ask(t)).collect();
+        cli.finish();
+        answers
+    })
+    .await
+    .unwrap();
+    for (answer, expected) in answers.iter().zip(&expected) {
+        match expected {
+            Some(code) => assert_eq!(
+                (answer["valid"].as_bool(), answer["error"].as_str()),
+                (Some(false), Some(*code)),
+                "{answer}"
+            ),
+            None => assert_eq!(answer["valid"], true, "{answer}"),
+        }
+    }
+}
+
+/// Issue 22: every input line gets one answer, in order: an empty line
+/// is `malformed` (it used to be skipped, shifting the answers), and a
+/// captured request with `method` or `url` but no `dpop` is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_answers_every_line_empty_ones_as_malformed() {
+    let key = es_key();
+    let mock = MockJwks::start(&[&key]).await;
+    let url = mock.url();
+    let good = sign(&key, &header(&key), &claims_at(now()));
+    let with_method = json!({"token": good, "method": "GET"}).to_string();
+    let with_url = json!({"token": good, "url": "https://api.example.test/"}).to_string();
+    let input = format!("{good}\n\n   \n{with_method}\n{with_url}\n{good}\n");
+    let (lines, status) = tokio::task::spawn_blocking(move || Cli::spawn(&url).send_all(&input)).await.unwrap();
+    let answers: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let codes: Vec<&str> = answers.iter().map(|a| a["error"].as_str().unwrap_or("valid")).collect();
+    assert_eq!(codes, ["valid", "malformed", "malformed", "malformed", "malformed", "valid"], "{answers:?}");
+    assert_eq!(status.code(), Some(1));
+}
+
+/// Issue 14: a line longer than the limit is answered, not buffered, and
+/// the process goes on with the next line. The peak memory of the process
+/// stays far below the line's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_long_line_is_answered_too_large_with_flat_memory() {
+    let key = es_key();
+    let mock = MockJwks::start(&[&key]).await;
+    let url = mock.url();
+    let good = sign(&key, &header(&key), &claims_at(now()));
+    let (first, second, peak_kib) = tokio::task::spawn_blocking(move || {
+        let mut cli = Cli::spawn(&url);
+        let stdin = cli.stdin.as_mut().unwrap();
+        let chunk = vec![b'a'; 1024 * 1024];
+        for _ in 0..64 {
+            stdin.write_all(&chunk).unwrap();
+        }
+        let first = cli.ask("");
+        let second = cli.ask(&good);
+        let status = std::fs::read_to_string(format!("/proc/{}/status", cli.child.id())).unwrap_or_default();
+        let peak_kib: Option<u64> = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+        cli.finish();
+        (first, second, peak_kib)
+    })
+    .await
+    .unwrap();
+    assert_eq!(first["error"], "token_too_large", "{first}");
+    assert!(first["message"].as_str().unwrap().contains("67108864 bytes"), "{first}");
+    assert_eq!(second["valid"], true, "{second}");
+    if let Some(kib) = peak_kib {
+        eprintln!("jwks-verify peak RSS after a 64 MiB line: {kib} KiB");
+        assert!(kib < 48 * 1024, "peak RSS {kib} KiB for a 64 MiB line");
     }
 }
