@@ -614,3 +614,25 @@ mod cli {
         assert_eq!(status.code(), Some(1));
     }
 }
+
+/// The seed corpus of the `dpop_proof` fuzz target (`fuzz/seeds/`) holds
+/// proofs that pass, so that fuzzing starts past the signature check.
+#[test]
+fn dpop_proof_fuzz_seeds_are_valid_proofs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/dpop_proof");
+    let now = start_time();
+    let window = Duration::from_secs(60);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let endpoint = Request { method: "POST", url: "https://issuer.example/token", access_token: None };
+    let resource = Request { method: "GET", url: "https://api.example/data", access_token: Some("an-access-token") };
+    for (name, request) in [
+        ("es256_token_endpoint", &endpoint),
+        ("rs256_token_endpoint", &endpoint),
+        ("es256_resource_with_ath", &resource),
+    ] {
+        let replay = ReplayCache::default();
+        dpop::verify_proof(&read(name), request, now, window, &replay).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let wrong = dpop::verify_proof(&read("es256_wrong_typ"), &endpoint, now, window, &ReplayCache::default());
+    assert!(matches!(wrong, Err(Error::InvalidDpopProof { reason: ProofError::WrongType })));
+}
