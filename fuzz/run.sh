@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(token jwks token_form)
+[ ${#targets[@]} -gt 0 ] || targets=(token jwks token_form dpop_proof)
 # `cargo fuzz` has no --locked: this fails first when fuzz/Cargo.lock no
 # longer matches the crates' manifests, instead of letting the build
 # rewrite it. After a dependency change: `cargo update -w --manifest-path

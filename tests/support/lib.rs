@@ -93,14 +93,26 @@ fn newest_mtime(dir: &Path, newest: &mut std::time::SystemTime) {
 fn build_binaries(required: bool) {
     let profile = bin_dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(workspace_root()).args(["build", "-p", "jwks-issuer", "-p", "jwks-verifier", "--bins"]);
+    cmd.current_dir(workspace_root()).args([
+        "build",
+        "-p",
+        "jwks-issuer",
+        "-p",
+        "jwks-verifier",
+        "--bins",
+        "--features",
+        "jwks-verifier/cli",
+    ]);
     if profile == "release" {
         cmd.arg("--release");
     }
     eprintln!("e2e: building the workspace binaries: {cmd:?}");
     let status = cmd.status().expect("run cargo build");
     if !status.success() {
-        assert!(!required, "`cargo build -p jwks-issuer -p jwks-verifier --bins` failed: {status}");
+        assert!(
+            !required,
+            "`cargo build -p jwks-issuer -p jwks-verifier --bins --features jwks-verifier/cli` failed: {status}"
+        );
         eprintln!("e2e: WARNING: the build failed ({status}); testing the binaries already built");
     }
 }

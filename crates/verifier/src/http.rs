@@ -55,12 +55,30 @@ pub(crate) fn client(
         attempt.follow()
     });
     reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config()?)
         .connect_timeout(connect_timeout)
         .timeout(timeout)
         .redirect(policy)
         .user_agent(concat!("jwks-verifier/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// The TLS settings of the JWKS client: rustls with the provider of the
+/// crate's crypto feature (aws-lc-rs by default, ring with `ring`) and the
+/// Mozilla root certificates of `webpki-roots`; TLS 1.2 and 1.3 only. No
+/// process-wide default provider is read or installed.
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let provider = rustls::crypto::ring::default_provider();
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    Ok(rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS settings: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// A failed fetch: a metric label and a reason for the log.

@@ -63,7 +63,10 @@
 //! ```
 //!
 //! Features: `aws-lc-rs` (default) or `ring` selects the crypto backend of
-//! `jwks-jose`; `actix` (default) adds the `actix` extractor. Counters are
+//! `jwks-jose` and of the JWKS client's TLS (rustls); `actix` (default)
+//! adds the `actix` extractor; `cli` (not default) builds the
+//! `jwks-verify` binary, so the library's users do not compile its
+//! argument parser and log subscriber. Counters are
 //! emitted through the `metrics` facade under the names in [`telemetry`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

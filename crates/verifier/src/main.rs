@@ -8,16 +8,26 @@
 //! process, so a proof repeated on a later line is refused. Without `dpop`
 //! a DPoP-bound token is invalid (`dpop_bound_token`).
 //!
+//! Lines are read at most [`MAX_LINE_LEN`] bytes at a time: a longer line
+//! is answered `token_too_large` and skipped without being buffered. The
+//! verdict is the library's: claims are checked into its [`Claims`] type.
+//!
 //! Exit status: 0 when every token was valid, 1 otherwise, 2 on bad
 //! arguments.
 
-use std::{process::ExitCode, time::Duration};
+use std::{io, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use jwks_verifier::{Algorithm, Error, Verified, Verifier, dangerous::DangerousOptions};
+use jwks_verifier::{
+    Algorithm, Claims, Error, MAX_TOKEN_LEN, Verified, Verifier, dangerous::DangerousOptions, dpop::MAX_PROOF_LEN,
+};
 use serde::Deserialize;
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use serde_json::json;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// The longest input line read: a captured request holds a token and a
+/// DPoP proof of at most 8 KiB each, and its JSON framing.
+const MAX_LINE_LEN: usize = MAX_TOKEN_LEN + MAX_PROOF_LEN + 4096;
 
 /// Verify JWT access tokens (one per line on stdin) against an issuer's JWKS.
 #[derive(Debug, Parser)]
@@ -62,7 +72,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -103,20 +113,26 @@ async fn main() -> ExitCode {
 }
 
 /// Verifies each line; `Ok(true)` when every token was valid.
-async fn run(verifier: &Verifier) -> std::io::Result<bool> {
-    let mut lines = BufReader::new(tokio::io::stdin()).split(b'\n');
+async fn run(verifier: &Verifier) -> io::Result<bool> {
+    let mut reader = BufReader::with_capacity(16 * 1024, tokio::io::stdin());
+    let mut line = Vec::with_capacity(MAX_LINE_LEN);
     let mut stdout = tokio::io::stdout();
     let mut all_valid = true;
-    while let Some(line) = lines.next_segment().await? {
-        let out = match std::str::from_utf8(&line).map(str::trim) {
-            Ok("") => continue,
-            Ok(line) => match check_line(verifier, line).await {
-                Ok(Verified { claims, kid, alg, .. }) => {
-                    json!({"valid": true, "kid": kid, "alg": alg, "claims": claims})
-                }
-                Err(e) => json!({"valid": false, "error": e.code(), "message": e.to_string()}),
+    while let Some(read) = read_line_bounded(&mut reader, &mut line, MAX_LINE_LEN).await? {
+        let out = match read {
+            Line::TooLong { len } => {
+                let e = Error::TokenTooLarge { len: usize::try_from(len).unwrap_or(usize::MAX), max: MAX_LINE_LEN };
+                json!({"valid": false, "error": e.code(), "message": format!("line of {len} bytes exceeds the limit of {MAX_LINE_LEN}")})
+            }
+            Line::Complete => match std::str::from_utf8(&line).map(str::trim) {
+                Ok(text) => match check_line(verifier, text).await {
+                    Ok(Verified { claims, kid, alg, .. }) => {
+                        json!({"valid": true, "kid": kid, "alg": alg, "claims": claims})
+                    }
+                    Err(e) => json!({"valid": false, "error": e.code(), "message": e.to_string()}),
+                },
+                Err(_) => json!({"valid": false, "error": "malformed", "message": "the line is not UTF-8"}),
             },
-            Err(_) => json!({"valid": false, "error": "malformed", "message": "the line is not UTF-8"}),
         };
         all_valid &= out["valid"] == true;
         let mut text = out.to_string();
@@ -125,6 +141,62 @@ async fn run(verifier: &Verifier) -> std::io::Result<bool> {
         stdout.flush().await?;
     }
     Ok(all_valid)
+}
+
+/// What [`read_line_bounded`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// The line (without its `\n`) is in the buffer.
+    Complete,
+    /// The line was longer than the limit; it was read to its end and
+    /// dropped, and the buffer is empty.
+    TooLong {
+        /// The line's length in bytes.
+        len: u64,
+    },
+}
+
+/// Reads one line into `line` (cleared first), keeping at most `max` bytes:
+/// the rest of a longer line is consumed chunk by chunk and dropped, so
+/// memory stays bounded whatever the input. `None` at the end of input.
+async fn read_line_bounded<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<Line>> {
+    line.clear();
+    let (mut len, mut too_long, mut any) = (0u64, false, false);
+    loop {
+        let (consumed, ended) = {
+            let chunk = reader.fill_buf().await?;
+            if chunk.is_empty() {
+                if !any {
+                    return Ok(None);
+                }
+                break;
+            }
+            any = true;
+            let (part, ended) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (chunk.get(..i).unwrap_or(chunk), true),
+                None => (chunk, false),
+            };
+            len = len.saturating_add(part.len() as u64);
+            if !too_long {
+                if line.len() + part.len() > max {
+                    too_long = true;
+                    line.clear();
+                } else {
+                    line.extend_from_slice(part);
+                }
+            }
+            (part.len() + usize::from(ended), ended)
+        };
+        reader.consume(consumed);
+        if ended {
+            break;
+        }
+    }
+    Ok(Some(if too_long { Line::TooLong { len } } else { Line::Complete }))
 }
 
 /// A captured request: a token, and a DPoP proof with the request it came with.
@@ -138,7 +210,12 @@ struct Captured {
 }
 
 /// Verifies one line: a bare token, or a JSON object (a captured request).
-async fn check_line(verifier: &Verifier, line: &str) -> Result<Verified<Value>, Error> {
+/// The claims are the library's [`Claims`], so the verdict is the one a
+/// program using the library would get.
+async fn check_line(verifier: &Verifier, line: &str) -> Result<Verified<Claims>, Error> {
+    if line.is_empty() {
+        return Err(Error::Malformed { reason: "the line is empty".into() });
+    }
     if !line.starts_with('{') {
         return verifier.verify_token(line).await;
     }
@@ -146,10 +223,83 @@ async fn check_line(verifier: &Verifier, line: &str) -> Result<Verified<Value>, 
         reason: format!("the line is not a token or a {{\"token\",\"dpop\",\"method\",\"url\"}} object: {e}").into(),
     })?;
     match (captured.dpop, captured.method, captured.url) {
-        (None, _, _) => verifier.verify_token(&captured.token).await,
+        (None, None, None) => verifier.verify_token(&captured.token).await,
         (Some(proof), Some(method), Some(url)) => {
             verifier.verify_dpop_token(&captured.token, &proof, &method, &url).await
         }
-        (Some(_), _, _) => Err(Error::Malformed { reason: "a line with `dpop` needs `method` and `url`".into() }),
+        _ => Err(Error::Malformed { reason: "`dpop`, `method` and `url` go together or not at all".into() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    use super::*;
+
+    /// An endless-looking input made on the fly: `len` bytes of `a`, then
+    /// `\n`, then `tail`; it never holds more than one small chunk.
+    struct Generated {
+        left: u64,
+        tail: &'static [u8],
+    }
+
+    impl AsyncRead for Generated {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            if self.left > 0 {
+                let n = buf.remaining().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                buf.put_slice(&vec![b'a'; n]);
+                self.left -= n as u64;
+            } else {
+                let n = buf.remaining().min(self.tail.len());
+                let (now, later) = self.tail.split_at(n);
+                buf.put_slice(now);
+                self.tail = later;
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Issue 14: a 300 MB line was buffered whole (298 MB RSS) before the
+    /// size check. The reader keeps at most the limit, whatever the line.
+    #[tokio::test]
+    async fn stdin_line_over_the_limit_is_not_buffered() {
+        let len = 300 * 1024 * 1024;
+        let mut reader = BufReader::with_capacity(16 * 1024, Generated { left: len, tail: b"\nnext\n" });
+        let mut line = Vec::with_capacity(MAX_LINE_LEN);
+        let capacity = line.capacity();
+        let read = read_line_bounded(&mut reader, &mut line, MAX_LINE_LEN).await.unwrap();
+        assert_eq!(read, Some(Line::TooLong { len }));
+        assert!(line.is_empty());
+        assert_eq!(line.capacity(), capacity, "the buffer never grew past the limit");
+        // The next line is read normally.
+        assert_eq!(read_line_bounded(&mut reader, &mut line, MAX_LINE_LEN).await.unwrap(), Some(Line::Complete));
+        assert_eq!(line, b"next");
+        assert_eq!(read_line_bounded(&mut reader, &mut line, MAX_LINE_LEN).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn lines_at_the_limit_and_without_a_final_newline_are_complete() {
+        let input: &[u8] = b"abc\n\nabcd\nxy";
+        let mut reader = BufReader::with_capacity(2, input);
+        let mut line = Vec::new();
+        let mut got = Vec::new();
+        while let Some(read) = read_line_bounded(&mut reader, &mut line, 3).await.unwrap() {
+            got.push((read, String::from_utf8(line.clone()).unwrap()));
+        }
+        assert_eq!(
+            got,
+            [
+                (Line::Complete, "abc".into()),
+                (Line::Complete, String::new()),
+                (Line::TooLong { len: 4 }, String::new()),
+                (Line::Complete, "xy".into()),
+            ]
+        );
     }
 }

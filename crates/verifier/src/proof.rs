@@ -18,7 +18,7 @@ pub const ALGORITHMS: [Algorithm; 2] = [Algorithm::ES256, Algorithm::RS256];
 pub const PROOF_TYPE: &str = "dpop+jwt";
 
 /// Why a DPoP proof was refused (the context of
-/// [`Error::InvalidDpopProof`]). `Display` is a precise, client-safe
+/// [`Error::InvalidDpopProof`](crate::Error::InvalidDpopProof)). `Display` is a precise, client-safe
 /// description.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

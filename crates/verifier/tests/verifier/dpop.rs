@@ -570,20 +570,11 @@ mod extractor {
 /// `jwks-verify` with captured requests: one process, so a proof repeated on
 /// a later line is a replay.
 mod cli {
-    use std::{
-        io::{BufRead, BufReader, Write},
-        process::{Command, Stdio},
-    };
-
-    use jwks_verifier::SystemClock;
-
     use super::*;
-
-    const BIN: &str = env!("CARGO_BIN_EXE_jwks-verify");
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn captured_requests_are_checked_with_one_replay_cache() {
-        let now = SystemClock.now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let now = crate::cli::now();
         let issuer = es_key();
         let client = es_key();
         let mock = MockJwks::start(&[&issuer]).await;
@@ -595,34 +586,18 @@ mod cli {
         let plain = sign(&issuer, &header(&issuer), &claims_at(now));
 
         let answers = tokio::task::spawn_blocking(move || {
-            let mut child = Command::new(BIN)
-                .args(["--issuer", ISS, "--jwks-uri", &jwks_uri, "--audience", AUD])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut stdin = child.stdin.take().unwrap();
-            let mut stdout = BufReader::new(child.stdout.take().unwrap());
-            let mut ask = |line: &str| -> Value {
-                writeln!(stdin, "{line}").unwrap();
-                stdin.flush().unwrap();
-                let mut out = String::new();
-                stdout.read_line(&mut out).unwrap();
-                serde_json::from_str(&out).unwrap()
-            };
+            let mut cli = crate::cli::Cli::spawn(&jwks_uri);
             let captured = json!({"token": token, "dpop": proof, "method": "GET", "url": URL}).to_string();
             let answers = vec![
-                ask(&captured),
-                ask(&captured),
-                ask(&token),
-                ask(&json!({"token": token}).to_string()),
-                ask(&json!({"token": token, "dpop": proof}).to_string()),
-                ask(&json!({"token": plain}).to_string()),
-                ask(&json!({"token": token, "dpop": proof, "method": "GET", "url": URL, "x": 1}).to_string()),
+                cli.ask(&captured),
+                cli.ask(&captured),
+                cli.ask(&token),
+                cli.ask(&json!({"token": token}).to_string()),
+                cli.ask(&json!({"token": token, "dpop": proof}).to_string()),
+                cli.ask(&json!({"token": plain}).to_string()),
+                cli.ask(&json!({"token": token, "dpop": proof, "method": "GET", "url": URL, "x": 1}).to_string()),
             ];
-            drop(stdin);
-            (answers, child.wait().unwrap())
+            (answers, cli.finish())
         })
         .await
         .unwrap();
@@ -638,4 +613,26 @@ mod cli {
         assert_eq!(a[6]["error"], "malformed", "unknown members: {}", a[6]);
         assert_eq!(status.code(), Some(1));
     }
+}
+
+/// The seed corpus of the `dpop_proof` fuzz target (`fuzz/seeds/`) holds
+/// proofs that pass, so that fuzzing starts past the signature check.
+#[test]
+fn dpop_proof_fuzz_seeds_are_valid_proofs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/dpop_proof");
+    let now = start_time();
+    let window = Duration::from_secs(60);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let endpoint = Request { method: "POST", url: "https://issuer.example/token", access_token: None };
+    let resource = Request { method: "GET", url: "https://api.example/data", access_token: Some("an-access-token") };
+    for (name, request) in [
+        ("es256_token_endpoint", &endpoint),
+        ("rs256_token_endpoint", &endpoint),
+        ("es256_resource_with_ath", &resource),
+    ] {
+        let replay = ReplayCache::default();
+        dpop::verify_proof(&read(name), request, now, window, &replay).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let wrong = dpop::verify_proof(&read("es256_wrong_typ"), &endpoint, now, window, &ReplayCache::default());
+    assert!(matches!(wrong, Err(Error::InvalidDpopProof { reason: ProofError::WrongType })));
 }
