@@ -261,7 +261,10 @@ impl Keyring {
                 let _lock = self.store.lock(LOCK_TIMEOUT, self.clock.as_ref())?;
                 self.reload()
             } else if snap.next_change.is_some_and(|t| now >= t) {
-                self.reload()
+                // Only time passed (a key activates, retires, leaves the
+                // JWKS): rebuilt in memory, no store read, no unsealing.
+                self.rebuild_in_memory(now);
+                Ok(())
             } else {
                 Ok(())
             }
@@ -300,19 +303,42 @@ impl Keyring {
         if swept > 0 {
             tracing::info!(swept, "removed temp files left by an interrupted write");
         }
-        let now = self.clock.now();
         let metas: Vec<KeyMeta> = loaded.keys.iter().map(|r| r.meta.clone()).collect();
-        let actions = lifecycle::plan(&metas, &self.algorithms, &self.policy, now);
+        let mut actions = lifecycle::plan(&metas, &self.algorithms, &self.policy, self.clock.now());
+        // New keys are generated before their instants are decided (RSA-4096
+        // takes seconds): a key's `published` never precedes its write.
+        let mut fresh: Vec<(Algorithm, Vec<u8>)> = Vec::new();
+        for a in &actions {
+            if let Action::Create { alg, .. } = a {
+                fresh.push((*alg, SigningKey::generate(*alg, self.rsa_bits).map_err(Error::Jose)?));
+            }
+        }
+        let now = self.clock.now();
+        if !fresh.is_empty() {
+            actions = lifecycle::plan(&metas, &self.algorithms, &self.policy, now);
+        }
         for action in actions {
-            self.apply(&loaded.keys, action, now)?;
+            self.apply(&loaded.keys, action, now, &mut fresh)?;
         }
         self.reload()
     }
 
-    fn apply(&self, records: &[KeyRecord], action: Action, now: UnixTime) -> Result<(), Error> {
+    fn apply(
+        &self,
+        records: &[KeyRecord],
+        action: Action,
+        now: UnixTime,
+        fresh: &mut Vec<(Algorithm, Vec<u8>)>,
+    ) -> Result<(), Error> {
         match action {
             Action::Create { alg, timeline } => {
-                let rec = self.generate(alg, timeline)?;
+                let rec = match fresh.iter().position(|(a, _)| *a == alg) {
+                    Some(i) => {
+                        let (_, pkcs8) = fresh.swap_remove(i);
+                        self.store_new(alg, pkcs8, timeline)?
+                    }
+                    None => self.generate(alg, timeline)?,
+                };
                 tracing::info!(kid = %rec.meta.kid, %alg, activates = timeline.activates, "key created");
             }
             Action::Extend { kid, timeline } => {
@@ -333,6 +359,11 @@ impl Keyring {
     /// Generates and stores a key of `alg` with `timeline`. Call under the lock.
     pub fn generate(&self, alg: Algorithm, timeline: lifecycle::Timeline) -> Result<KeyRecord, Error> {
         let pkcs8 = SigningKey::generate(alg, self.rsa_bits).map_err(Error::Jose)?;
+        self.store_new(alg, pkcs8, timeline)
+    }
+
+    /// Stores the key `pkcs8` of `alg` with `timeline`. Call under the lock.
+    fn store_new(&self, alg: Algorithm, pkcs8: Vec<u8>, timeline: lifecycle::Timeline) -> Result<KeyRecord, Error> {
         let kid = SigningKey::from_pkcs8(alg, &pkcs8).map_err(Error::Jose)?.kid().to_string();
         let rec = KeyRecord { meta: KeyMeta { kid, alg, timeline }, pkcs8 };
         self.store.put(&rec)?;
