@@ -585,4 +585,87 @@ mod tests {
         assert!(policy().check(&t).is_err());
         assert!(policy().check(&policy().ahead(T0, T0)).is_ok());
     }
+
+    /// A folder store that counts its loads.
+    #[derive(Debug)]
+    struct Counting {
+        inner: DirStore,
+        loads: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl KeyStore for Counting {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn is_sealed(&self) -> bool {
+            KeyStore::is_sealed(&self.inner)
+        }
+        fn lock(
+            &self,
+            timeout: Duration,
+            clock: &dyn crate::clock::Clock,
+        ) -> Result<crate::keys::store::StoreLock, Error> {
+            KeyStore::lock(&self.inner, timeout, clock)
+        }
+        fn fingerprint(&self) -> Result<u64, Error> {
+            KeyStore::fingerprint(&self.inner)
+        }
+        fn load(&self) -> Result<Loaded, Error> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            KeyStore::load(&self.inner)
+        }
+        fn put(&self, record: &KeyRecord) -> Result<(), Error> {
+            KeyStore::put(&self.inner, record)
+        }
+        fn delete(&self, kid: &str) -> Result<(), Error> {
+            KeyStore::delete(&self.inner, kid)
+        }
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // measures the CPU time of a tick
+    fn a_time_only_change_reads_nothing_from_the_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        // 20 keys: 19 retiring ones and the signer.
+        let store = DirStore::open(tmp.path(), sealer(1)).unwrap();
+        for i in 0..19u64 {
+            let mut t = policy().immediate(T0 - 1100 + i);
+            t.deactivates = T0 - 1100 + i + 1;
+            t.expires = t.deactivates + 1200;
+            store.put(&es256_record(t)).unwrap();
+        }
+        let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counting = Counting { inner: store, loads: loads.clone() };
+        let ring = Keyring::open(counting, Arc::new(clock.clone()), vec![Algorithm::ES256], policy(), 2048).unwrap();
+        let at_open = loads.load(Ordering::SeqCst);
+        let before = ring.snapshot();
+        assert_eq!(before.keys.len(), 20);
+        // The next change is a retiring key leaving the JWKS: time only.
+        clock.set(before.next_change.unwrap());
+        let started = std::time::Instant::now();
+        ring.tick().unwrap();
+        let took = started.elapsed();
+        assert_eq!(loads.load(Ordering::SeqCst), at_open, "no store read for a change that is only time passing");
+        assert_ne!(ring.snapshot().jwks.etag, before.jwks.etag, "the JWKS changed all the same");
+        // A quiet tick with 20 keys: a fingerprint, nothing else.
+        let started = std::time::Instant::now();
+        for _ in 0..100 {
+            ring.tick().unwrap();
+        }
+        let quiet = started.elapsed() / 100;
+        assert_eq!(loads.load(Ordering::SeqCst), at_open);
+        // A rotation: the leader reads the store twice (plan, then reload).
+        // The successor made at open signs last: its successor is due.
+        let last = ring.snapshot().keys.iter().map(|k| k.meta.timeline.deactivates).max().unwrap();
+        clock.set(last - 600 - 1);
+        ring.tick().unwrap();
+        assert_eq!(ring.snapshot().keys.len(), 2, "the expired keys went, a successor came");
+        let per_rotation = loads.load(Ordering::SeqCst) - at_open;
+        assert!(per_rotation <= 2, "{per_rotation} store reads for one rotation");
+        eprintln!(
+            "loads at open {at_open}, per rotation {per_rotation}; tick with 20 keys: {took:?} at a time-only change, \
+             {quiet:?} when quiet"
+        );
+    }
 }
