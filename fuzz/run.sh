@@ -13,6 +13,15 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(token jwks token_form)
+# `cargo fuzz` has no --locked: this fails first when fuzz/Cargo.lock no
+# longer matches the crates' manifests, instead of letting the build
+# rewrite it. After a dependency change: `cargo update -w --manifest-path
+# fuzz/Cargo.toml` (or any cargo command there without --locked), and
+# commit fuzz/Cargo.lock.
+if ! cargo fetch --locked --quiet; then
+  echo "!! fuzz/Cargo.lock is out of date (see above); update and commit it" >&2
+  exit 1
+fi
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"

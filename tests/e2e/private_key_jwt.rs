@@ -36,7 +36,8 @@ async fn a_private_key_jwt_client_gets_a_token_that_jwks_verify_accepts() {
     let http = http();
     let mut cli = VerifyCli::start(&issuer, &[]);
     for (i, key) in [&es, &rs].into_iter().enumerate() {
-        let a = assertion(key, &issuer.token_endpoint(), &format!("jti-{i}"));
+        // draft-ietf-oauth-rfc7523bis: the issuer identifier is the audience.
+        let a = assertion(key, &issuer.url, &format!("jti-{i}"));
         let form = [
             ("grant_type", "client_credentials"),
             ("client_assertion_type", JWT_BEARER),

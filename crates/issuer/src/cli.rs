@@ -19,7 +19,7 @@ use crate::{
         ops::{self, Done},
         store,
     },
-    oauth::clients::hash_secret,
+    oauth::secret::hash_secret,
 };
 
 /// OAuth 2.0 client-credentials issuer of RFC 9068 JWT access tokens.
@@ -163,13 +163,11 @@ fn toml_list(items: &[String]) -> String {
 fn new_client(args: NewClient) -> Result<(), Error> {
     // The same rule as `clients[].id` in the config, so the block printed
     // (with its secret) is never one the config refuses.
-    if args.id.is_empty() || args.id.len() > 128 || args.id.chars().any(char::is_control) {
-        return Err(Error::Usage("--id must be 1 to 128 printable characters".into()));
+    if let Err(e) = crate::oauth::client::ClientId::parse(&args.id) {
+        return Err(Error::Usage(format!("--id: {e}")));
     }
     for s in &args.scopes {
-        if s.is_empty() || !s.bytes().all(crate::config::is_scope_char) {
-            return Err(Error::Usage(format!("--scope `{s}` is not an RFC 6749 scope token")));
-        }
+        crate::oauth::client::ScopeToken::parse(s).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
     }
     let mut out = io::stdout().lock();
     let auth_line = if args.private_key_jwt {

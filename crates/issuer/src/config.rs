@@ -51,7 +51,27 @@ struct FileConfig {
     #[serde(default)]
     dpop: FileDpop,
     #[serde(default)]
+    server: FileServer,
+    #[serde(default)]
+    admin: FileAdmin,
+    #[serde(default)]
     clients: Vec<FileClient>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client.
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdmin {
+    /// The admin listener (`/metrics` moves there when set).
+    #[serde(default)]
+    listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +101,10 @@ struct FileThrottle {
     address_burst: u32,
     #[serde(default = "default_address_refill")]
     address_refill_every: String,
+    #[serde(default = "default_ipv6_prefix")]
+    ipv6_prefix: u8,
+    #[serde(default)]
+    argon2_workers: Option<usize>,
 }
 
 impl Default for FileThrottle {
@@ -90,8 +114,13 @@ impl Default for FileThrottle {
             refill_every: default_refill(),
             address_burst: default_address_burst(),
             address_refill_every: default_address_refill(),
+            ipv6_prefix: default_ipv6_prefix(),
+            argon2_workers: None,
         }
     }
+}
+fn default_ipv6_prefix() -> u8 {
+    64
 }
 fn default_burst() -> u32 {
     20
@@ -189,6 +218,11 @@ struct FileTokens {
     audience: Option<String>,
     #[serde(default = "default_assertion_max_lifetime")]
     assertion_max_lifetime: String,
+    #[serde(default = "default_assertion_audience")]
+    assertion_audience: String,
+}
+fn default_assertion_audience() -> String {
+    "issuer".into()
 }
 
 impl Default for FileTokens {
@@ -198,6 +232,7 @@ impl Default for FileTokens {
             algorithm: default_token_alg(),
             audience: None,
             assertion_max_lifetime: default_assertion_max_lifetime(),
+            assertion_audience: default_assertion_audience(),
         }
     }
 }
@@ -250,6 +285,16 @@ pub struct Config {
     pub dpop_iat_window: Duration,
     /// The registered clients.
     pub clients: Vec<ClientConfig>,
+    /// `[server] trusted_proxies`: peers whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client (for throttling and logs).
+    /// Default none.
+    pub trusted_proxies: Vec<crate::oauth::peer::Cidr>,
+    /// `[throttle] argon2_workers`: how many argon2 secret checks run at
+    /// once. Default: the number of CPU cores.
+    pub argon2_workers: usize,
+    /// `[admin] listen`: a second listener for operators; when set,
+    /// `/metrics` is served there only. Default none.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// Where the keys are kept.
@@ -290,72 +335,12 @@ pub struct TokensConfig {
     pub audience: String,
     /// How far ahead a client assertion's `exp` may be. Default 5m.
     pub assertion_max_lifetime: Duration,
+    /// `[tokens] assertion_audience`: `"issuer"` (default) or
+    /// `"issuer_or_token_endpoint"`.
+    pub assertion_audience: crate::oauth::assertion::AssertionAudience,
 }
 
-/// One `[[clients]]` entry.
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// The client id (also the token's `sub`).
-    pub id: String,
-    /// How the client authenticates.
-    pub auth: ClientAuth,
-    /// Scopes the client may ask for; all of them when it names none.
-    pub scopes: Vec<String>,
-    /// Audiences the client may ask for; the first is the default.
-    pub audiences: Vec<String>,
-    /// Signing algorithm for this client's tokens.
-    pub algorithm: Algorithm,
-    /// Lifetime of this client's tokens.
-    pub ttl: Duration,
-    /// Whether the client must bind its tokens with DPoP (RFC 9449).
-    /// Default [`DpopMode::Allowed`].
-    pub dpop: DpopMode,
-}
-
-/// A client's `dpop` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DpopMode {
-    /// `"allowed"` (the default): a token request with a valid `DPoP` proof
-    /// gets a DPoP-bound token, one without gets a bearer token.
-    #[default]
-    Allowed,
-    /// `"required"`: a token request without a `DPoP` proof is refused.
-    Required,
-}
-
-/// How a client authenticates at the token endpoint.
-#[derive(Clone)]
-pub enum ClientAuth {
-    /// `client_secret_basic` or `client_secret_post` against an argon2id hash.
-    Secret {
-        /// The PHC string of the argon2id hash.
-        hash: String,
-    },
-    /// `private_key_jwt` (RFC 7523) with keys from the config.
-    Jwks(jwks_jose::JwkSet),
-    /// `private_key_jwt` (RFC 7523) with keys from the client's `jwks_uri`.
-    JwksUri(String),
-}
-
-impl std::fmt::Debug for ClientAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClientAuth::Secret { .. } => f.write_str("Secret(<argon2id hash>)"),
-            ClientAuth::Jwks(set) => write!(f, "Jwks({} keys)", set.keys.len()),
-            ClientAuth::JwksUri(uri) => write!(f, "JwksUri({uri})"),
-        }
-    }
-}
-
-impl ClientAuth {
-    /// The RFC 8414 `token_endpoint_auth_method` names this client may use.
-    pub fn method_names(&self) -> &'static str {
-        match self {
-            ClientAuth::Secret { .. } => "client_secret_basic, client_secret_post",
-            ClientAuth::Jwks(_) | ClientAuth::JwksUri(_) => "private_key_jwt",
-        }
-    }
-}
+pub use crate::oauth::client::{ClientAuth, ClientConfig, DpopMode, is_scope_char};
 
 /// Parses a humantime duration such as `15m` or `30d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -374,31 +359,46 @@ impl Config {
     /// environment overrides from `env`.
     pub fn from_toml(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let err = |message: String| Error::Config { path: path.to_path_buf(), message };
-        let mut file: FileConfig = toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        let mut file: FileConfig = toml::from_str(text).map_err(|e| err(describe_toml_error(text, &e)))?;
+        // Which keys the environment set: their errors name the variable.
+        let mut overridden: Vec<(&'static str, &'static str)> = Vec::new();
         if let Some(v) = env(ENV_ISSUER) {
             file.issuer = v;
+            overridden.push(("issuer", ENV_ISSUER));
         }
         if let Some(v) = env(ENV_LISTEN) {
             file.listen = v;
+            overridden.push(("listen", ENV_LISTEN));
         }
         match (env(ENV_KEYS_DIR), env(ENV_KEYS_POSTGRES)) {
             (Some(_), Some(_)) => {
-                return Err(err(format!("set either {ENV_KEYS_DIR} or {ENV_KEYS_POSTGRES}, not both")));
+                return Err(Error::Usage(format!("set either {ENV_KEYS_DIR} or {ENV_KEYS_POSTGRES}, not both")));
             }
             (Some(dir), None) => {
                 file.keys.dir = Some(PathBuf::from(dir));
                 file.keys.postgres = None;
+                overridden.push(("keys.dir", ENV_KEYS_DIR));
             }
             (None, Some(url)) => {
                 file.keys.postgres = Some(url);
                 file.keys.dir = None;
+                overridden.push(("keys.postgres", ENV_KEYS_POSTGRES));
             }
             (None, None) => {}
         }
         if let Some(v) = env(ENV_TOKENS_TTL) {
             file.tokens.ttl = v;
+            overridden.push(("tokens.ttl", ENV_TOKENS_TTL));
         }
-        validate(file, path).map_err(err)
+        validate(file, path).map_err(|message| {
+            for (key, var) in &overridden {
+                let named = format!("key `{key}`: ");
+                if let Some(rest) = message.strip_prefix(&named) {
+                    return Error::Env { variable: var, key, message: rest.to_string() };
+                }
+            }
+            err(message)
+        })
     }
 }
 
@@ -416,7 +416,14 @@ fn algorithm(key: &str, v: &str) -> Result<Algorithm, String> {
 
 fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
     let _ = path;
-    let issuer = file.issuer.trim_end_matches('/').to_string();
+    let issuer = file.issuer.clone();
+    if issuer.ends_with('/') {
+        return Err(format!(
+            "key `issuer`: `{issuer}` ends with `/`; write it without the trailing slash (`{}`): tokens' `iss` and \
+             discovery must match it exactly (RFC 8414 §3.3)",
+            issuer.trim_end_matches('/')
+        ));
+    }
     let url = url::Url::parse(&issuer).map_err(|e| format!("key `issuer`: `{issuer}` is not a URL ({e})"))?;
     if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some() {
         return Err(format!("key `issuer`: `{issuer}` must be an http(s) URL without query or fragment (RFC 8414 §2)"));
@@ -483,15 +490,20 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         algorithm: in_keys("tokens.algorithm", algorithm("tokens.algorithm", &file.tokens.algorithm)?)?,
         audience: file.tokens.audience.unwrap_or_else(|| issuer.clone()),
         assertion_max_lifetime: duration("tokens.assertion_max_lifetime", &file.tokens.assertion_max_lifetime)?,
+        assertion_audience: crate::oauth::assertion::AssertionAudience::parse(&file.tokens.assertion_audience)
+            .ok_or_else(|| {
+                format!(
+                    "key `tokens.assertion_audience`: `{}` is not \"issuer\" or \"issuer_or_token_endpoint\"",
+                    file.tokens.assertion_audience
+                )
+            })?,
     };
 
     let mut seen = HashSet::new();
     let mut clients = Vec::with_capacity(file.clients.len());
     for (i, c) in file.clients.into_iter().enumerate() {
         let at = |k: &str| format!("clients[{i}].{k}");
-        if c.id.is_empty() || c.id.len() > 128 || c.id.chars().any(|ch| ch.is_control()) {
-            return Err(format!("key `{}`: a client id is 1 to 128 printable characters", at("id")));
-        }
+        crate::oauth::client::ClientId::parse(&c.id).map_err(|e| format!("key `{}`: {e}", at("id")))?;
         if !seen.insert(c.id.clone()) {
             return Err(format!("key `{}`: duplicate client id `{}`", at("id"), c.id));
         }
@@ -534,9 +546,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
             }
         };
         for s in &c.scopes {
-            if s.is_empty() || !s.bytes().all(is_scope_char) {
-                return Err(format!("key `{}`: `{s}` is not a scope token (RFC 6749 §3.3)", at("scopes")));
-            }
+            crate::oauth::client::ScopeToken::parse(s).map_err(|e| format!("key `{}`: {e}", at("scopes")))?;
         }
         let algorithm = match &c.algorithm {
             Some(a) => in_keys(&at("algorithm"), algorithm(&at("algorithm"), a)?)?,
@@ -560,7 +570,32 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         refill_every: duration("throttle.refill_every", &file.throttle.refill_every)?,
         address_burst: file.throttle.address_burst,
         address_refill_every: duration("throttle.address_refill_every", &file.throttle.address_refill_every)?,
+        ipv6_prefix: file.throttle.ipv6_prefix,
     };
+    if throttle.ipv6_prefix > 128 {
+        return Err(format!("key `throttle.ipv6_prefix`: {} is not 0 to 128", throttle.ipv6_prefix));
+    }
+    let argon2_workers = match file.throttle.argon2_workers {
+        Some(0) => return Err("key `throttle.argon2_workers`: must be at least 1".into()),
+        Some(n) if n > 256 => return Err(format!("key `throttle.argon2_workers`: {n} is more than 256")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+    };
+    let mut trusted_proxies = Vec::with_capacity(file.server.trusted_proxies.len());
+    for (i, p) in file.server.trusted_proxies.iter().enumerate() {
+        trusted_proxies
+            .push(crate::oauth::peer::Cidr::parse(p).map_err(|e| format!("key `server.trusted_proxies[{i}]`: {e}"))?);
+    }
+    let admin_listen = match &file.admin.listen {
+        None => None,
+        Some(a) => Some(
+            a.parse::<SocketAddr>()
+                .map_err(|_| format!("key `admin.listen`: `{a}` is not an address like 127.0.0.1:8081"))?,
+        ),
+    };
+    if admin_listen.is_some_and(|a| a == listen && a.port() != 0) {
+        return Err("key `admin.listen`: must differ from `listen`".into());
+    }
     if throttle.burst > 0 && throttle.address_burst == 0 {
         return Err("key `throttle.address_burst`: must be at least 1 while `throttle.burst` is on".into());
     }
@@ -575,12 +610,10 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         throttle,
         dpop_iat_window,
         clients,
+        trusted_proxies,
+        argon2_workers,
+        admin_listen,
     })
-}
-
-/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
-pub fn is_scope_char(b: u8) -> bool {
-    matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
 }
 
 /// Keeps a client's JWK set if at least one key is usable for signatures;
@@ -597,15 +630,56 @@ fn usable_jwks(set: jwks_jose::JwkSet) -> Result<jwks_jose::JwkSet, String> {
 }
 
 fn check_secret_hash(hash: &str) -> Result<(), String> {
-    let parsed = argon2::PasswordHash::new(hash).map_err(|e| format!("not a PHC hash string ({e})"))?;
-    if parsed.algorithm.as_str() != "argon2id" {
-        return Err(format!("algorithm `{}` is not argon2id", parsed.algorithm));
+    crate::oauth::secret::SecretHash::parse(hash).map(drop)
+}
+
+/// A TOML error as file position, key and message, never the source line
+/// (it may hold a password or a secret) nor a quoted value.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    // Double-quoted parts are values (serde's "invalid type: string
+    // \"...\""); backticked ones are key names, kept.
+    let mut message = String::new();
+    let mut quoted = false;
+    for c in e.message().chars() {
+        if c == '"' {
+            if !quoted {
+                message.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            message.push(c);
+        }
     }
-    argon2::Params::try_from(&parsed).map_err(|e| format!("bad argon2 parameters ({e})"))?;
-    Ok(())
+    let Some(span) = e.span() else { return message };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let line_text = text.lines().nth(line - 1).unwrap_or("");
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)));
+    match key {
+        Some(k) => format!("line {line}, column {column}, key `{k}`: {message}"),
+        None => format!("line {line}, column {column}: {message}"),
+    }
 }
 
 impl Config {
+    /// The settings the token service needs.
+    pub fn token_settings(&self) -> crate::oauth::TokenSettings {
+        crate::oauth::TokenSettings {
+            issuer: self.issuer.clone(),
+            token_endpoint: self.token_endpoint(),
+            default_audience: self.tokens.audience.clone(),
+            dpop_iat_window: self.dpop_iat_window,
+            assertion_audience: self.tokens.assertion_audience,
+            assertion_max_lifetime: self.tokens.assertion_max_lifetime,
+            throttle: self.throttle,
+            secret_workers: self.argon2_workers,
+        }
+    }
+
     /// The token endpoint URL published in discovery.
     pub fn token_endpoint(&self) -> String {
         format!("{}/token", self.issuer)

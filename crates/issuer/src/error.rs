@@ -13,6 +13,16 @@ pub enum Error {
         /// The key and what is wrong with it.
         message: String,
     },
+    /// An environment override of the configuration is invalid.
+    #[error("environment variable {variable} (overrides `{key}`): {message}")]
+    Env {
+        /// The variable.
+        variable: &'static str,
+        /// The configuration key it overrides.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The key store failed (I/O, lock, encoding).
     #[error("key store: {0}")]
     Store(String),
@@ -31,7 +41,7 @@ impl Error {
     /// A stable snake_case code.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Config { .. } => "config",
+            Error::Config { .. } | Error::Env { .. } => "config",
             Error::Store(_) => "store",
             Error::Kek(_) => "kek",
             Error::Jose(_) => "crypto",

@@ -9,48 +9,94 @@ use actix_web::{
     web::{self, Bytes},
 };
 
-use crate::{Config, clock::SharedClock, keys::Keyring, metrics::Metrics, oauth};
+use crate::{
+    Config,
+    clock::SharedClock,
+    keys::Keyring,
+    metrics::Metrics,
+    oauth::{self, TokenService, endpoint::Edge, replay::SharedClaims},
+};
 
-/// Everything the handlers share.
+/// Everything the handlers share: the composition root of the app.
 #[derive(Debug)]
 pub struct AppState {
     /// The validated configuration.
     pub config: Arc<Config>,
     /// The keys.
     pub keyring: Arc<Keyring>,
-    /// The registered clients.
-    pub clients: oauth::Clients,
-    /// Brute-force limits on client authentication.
-    pub throttle: oauth::throttle::Throttle,
-    /// `private_key_jwt` verifiers and their replay cache.
-    pub assertions: oauth::assertion::Assertions,
-    /// The `jti`s of DPoP proofs seen at the token endpoint.
-    pub dpop_replay: oauth::replay::ReplayCache,
+    /// The token endpoint's rules.
+    pub token: web::Data<TokenService>,
+    /// What the token handler reads at the edge: the clock and the proxies.
+    pub edge: web::Data<Edge>,
     /// The clock.
     pub clock: SharedClock,
     /// Counters for `/metrics`.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     metadata: Bytes,
+}
+
+/// Single-use ids claimed in the key store, where it shares them between
+/// replicas (PostgreSQL).
+#[derive(Debug)]
+struct StoreClaims(Arc<Keyring>);
+
+impl SharedClaims for StoreClaims {
+    fn claim_once(&self, digest: &str, until: u64, now: u64) -> Result<bool, String> {
+        match self.0.store().claim_once(digest, until, now) {
+            None => Ok(true),
+            Some(r) => r.map_err(|e| e.to_string()),
+        }
+    }
 }
 
 impl AppState {
     /// The state of an app over `config` and `keyring`.
     pub fn new(config: Arc<Config>, keyring: Arc<Keyring>, clock: SharedClock) -> Result<Self, crate::Error> {
-        let clients = oauth::Clients::new(&config.clients)?;
-        let assertions = oauth::assertion::Assertions::new(&config, &clock)?;
         let metadata = Bytes::from(metadata(&config).to_string());
-        let throttle = oauth::throttle::Throttle::new(config.throttle);
+        let metrics = Arc::new(Metrics::default());
+        let shared: Option<Arc<dyn SharedClaims>> =
+            if keyring.store().shares_claims() { Some(Arc::new(StoreClaims(keyring.clone()))) } else { None };
+        let token = TokenService::new(
+            config.token_settings(),
+            &config.clients,
+            keyring.clone(),
+            shared,
+            metrics.clone(),
+            clock.clone(),
+        )?;
+        let edge = Edge { clock: clock.clone(), trusted_proxies: config.trusted_proxies.clone() };
         Ok(AppState {
             config,
             keyring,
-            clients,
-            throttle,
-            assertions,
-            dpop_replay: oauth::replay::ReplayCache::default(),
+            token: web::Data::new(token),
+            edge: web::Data::new(edge),
             clock,
-            metrics: Metrics::default(),
+            metrics,
             metadata,
         })
+    }
+}
+
+/// The routes of the public listener, with this state: `serve` and the
+/// tests build the app with `App::new().configure(http::routes(&state))`.
+/// `/metrics` is here unless `[admin] listen` is set.
+pub fn routes(state: &web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    let state = state.clone();
+    move |cfg| {
+        let public_metrics = state.config.admin_listen.is_none();
+        cfg.app_data(state.token.clone()).app_data(state.edge.clone()).app_data(state.clone());
+        configure(cfg);
+        if public_metrics {
+            cfg.route("/metrics", web::get().to(metrics));
+        }
+    }
+}
+
+/// The routes of the admin listener (`[admin] listen`): `/metrics`.
+pub fn admin_routes(state: &web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    let state = state.clone();
+    move |cfg| {
+        cfg.app_data(state).route("/metrics", web::get().to(metrics));
     }
 }
 
@@ -66,23 +112,32 @@ pub fn metadata(config: &Config) -> serde_json::Value {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": oauth::assertion::ALGORITHMS.map(|a| a.as_str()),
         "access_token_signing_alg_values_supported": algs,
-        "dpop_signing_alg_values_supported": oauth::dpop::ALGORITHMS.map(|a| a.as_str()),
+        "dpop_signing_alg_values_supported": oauth::DPOP_ALGORITHMS.map(|a| a.as_str()),
     })
 }
 
-/// Registers every route; `serve` and the tests call it alike.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every public route but `/metrics` (see [`AppState::routes`]).
+fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/token")
             .route(web::post().to(oauth::endpoint::token))
             .default_service(web::to(oauth::endpoint::method_not_allowed)),
     )
-    .route("/.well-known/jwks.json", web::get().to(jwks))
-    .route("/.well-known/oauth-authorization-server", web::get().to(discovery))
-    .route("/.well-known/openid-configuration", web::get().to(discovery))
+    // HEAD wherever GET works (RFC 9110 §9.1); the server sends the
+    // headers without the body.
+    .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)).route(web::head().to(jwks)))
+    .service(
+        web::resource("/.well-known/oauth-authorization-server")
+            .route(web::get().to(discovery))
+            .route(web::head().to(discovery)),
+    )
+    .service(
+        web::resource("/.well-known/openid-configuration")
+            .route(web::get().to(discovery))
+            .route(web::head().to(discovery)),
+    )
     .route("/healthz", web::get().to(healthz))
-    .route("/readyz", web::get().to(readyz))
-    .route("/metrics", web::get().to(metrics));
+    .route("/readyz", web::get().to(readyz));
 }
 
 /// Whether an `If-None-Match` value matches `etag` (RFC 9110 §13.1.2:

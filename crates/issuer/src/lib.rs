@@ -19,8 +19,8 @@
 //! let store = DirStore::open(dir.path(), None)?;
 //! let keyring = Arc::new(Keyring::open(store, clock.clone(), config.keys.algorithms.clone(), Policy::from_config(&config), 2048)?);
 //! assert_eq!(keyring.snapshot().signer(jwks_jose::Algorithm::ES256).map(|k| k.meta.alg), Some(jwks_jose::Algorithm::ES256));
-//! let state = http::AppState::new(config, keyring, clock)?;
-//! let _app = actix_web::App::new().app_data(actix_web::web::Data::new(state)).configure(http::configure);
+//! let state = actix_web::web::Data::new(http::AppState::new(config, keyring, clock)?);
+//! let _app = actix_web::App::new().configure(http::routes(&state));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]

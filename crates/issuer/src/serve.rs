@@ -51,7 +51,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
 
     let scheduler = tokio::spawn(schedule(state.clone()));
     let app_state = state.clone();
-    let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(http::configure))
+    let server = HttpServer::new(move || App::new().configure(http::routes(&app_state)))
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(Duration::from_secs(30))
@@ -61,11 +61,33 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let addrs = server.addrs();
     for a in &addrs {
         tracing::info!(
-            "listening on http://{a}: POST /token, GET /.well-known/jwks.json, /.well-known/oauth-authorization-server, /.well-known/openid-configuration, /healthz, /readyz, /metrics"
+            "listening on http://{a}: POST /token, GET /.well-known/jwks.json, /.well-known/oauth-authorization-server, /.well-known/openid-configuration, /healthz, /readyz{}",
+            if config.admin_listen.is_none() { ", /metrics" } else { "" }
         );
     }
+    let admin = match config.admin_listen {
+        None => None,
+        Some(admin) => {
+            let admin_state = state.clone();
+            let server = HttpServer::new(move || App::new().configure(http::admin_routes(&admin_state)))
+                .workers(1)
+                .client_request_timeout(Duration::from_secs(5))
+                .shutdown_timeout(5)
+                .bind(admin)
+                .map_err(|e| Error::Usage(format!("cannot listen on {admin} (`admin.listen`): {e}")))?;
+            for a in server.addrs() {
+                tracing::info!("admin listener on http://{a}: GET /metrics");
+            }
+            Some(server.run())
+        }
+    };
     tracing::info!(issuer = %config.issuer, clients = config.clients.len(), "jwks-issuer ready");
-    let result = server.run().await.map_err(|e| Error::Usage(format!("server failed: {e}")));
+    let public = server.run();
+    let result = match admin {
+        None => public.await,
+        Some(admin) => futures_util::future::try_join(public, admin).await.map(drop),
+    }
+    .map_err(|e| Error::Usage(format!("server failed: {e}")));
     scheduler.abort();
     result
 }
@@ -120,7 +142,7 @@ async fn warn_dev_client(config: &Config) {
     }
     let Some(client) = config.clients.iter().find(|c| c.id == DEV_CLIENT_ID).cloned() else { return };
     let is_dev = tokio::task::spawn_blocking(move || match &client.auth {
-        crate::config::ClientAuth::Secret { hash } => argon2::PasswordHash::new(hash)
+        crate::oauth::ClientAuth::Secret { hash } => argon2::PasswordHash::new(hash)
             .map(|h| {
                 argon2::PasswordVerifier::verify_password(&argon2::Argon2::default(), DEV_CLIENT_SECRET.as_bytes(), &h)
                     .is_ok()

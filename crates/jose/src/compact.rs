@@ -43,8 +43,22 @@ pub fn split(token: &str, max_len: usize) -> Result<Parts<'_>, Error> {
 /// Signs `header` and `payload` (serialized JSON) with `key` and returns
 /// the compact JWS.
 pub fn sign(key: &SigningKey, header: &[u8], payload: &[u8]) -> Result<String, Error> {
-    let mut out = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 8 + key.signature_len() * 4 / 3);
-    b64::encode_into(header, &mut out);
+    sign_with_header(key, &encode_header(header), payload)
+}
+
+/// The base64url form of a protected header, for [`sign_with_header`]: a
+/// signer whose header never changes (`alg`, `typ`, `kid`) encodes it once.
+pub fn encode_header(header: &[u8]) -> String {
+    b64::encode(header)
+}
+
+/// Signs `payload` (serialized JSON) under a header already in base64url
+/// (see [`encode_header`]): `header_b64 "." base64url(payload)`, then the
+/// signature, in one allocation.
+pub fn sign_with_header(key: &SigningKey, header_b64: &str, payload: &[u8]) -> Result<String, Error> {
+    let sig_len = key.signature_len();
+    let mut out = String::with_capacity(header_b64.len() + 2 + payload.len().div_ceil(3) * 4 + sig_len.div_ceil(3) * 4);
+    out.push_str(header_b64);
     out.push('.');
     b64::encode_into(payload, &mut out);
     let signature = key.sign(out.as_bytes())?;
@@ -67,5 +81,21 @@ mod tests {
         let parts = split("YQ.Yg.Yw", 100).unwrap();
         assert_eq!(parts.signing_input, "YQ.Yg");
         assert_eq!((parts.header, parts.payload, parts.signature), (b"a".to_vec(), b"b".to_vec(), b"c".to_vec()));
+    }
+
+    #[test]
+    fn signing_with_a_pre_encoded_header_equals_signing_the_header() {
+        use crate::Algorithm;
+        let key =
+            SigningKey::from_pkcs8(Algorithm::RS256, &SigningKey::generate(Algorithm::RS256, 2048).unwrap()).unwrap();
+        let header = br#"{"alg":"RS256","typ":"at+jwt"}"#;
+        let encoded = encode_header(header);
+        let token = sign_with_header(&key, &encoded, br#"{"sub":"x"}"#).unwrap();
+        // PKCS#1 v1.5 is deterministic: both paths give the same bytes.
+        assert_eq!(token, sign(&key, header, br#"{"sub":"x"}"#).unwrap());
+        assert!(token.starts_with(&format!("{encoded}.")));
+        let parts = split(&token, 8192).unwrap();
+        assert_eq!(parts.header, header);
+        key.public_jwk().verifying_key().unwrap().verify(parts.signing_input.as_bytes(), &parts.signature).unwrap();
     }
 }

@@ -1,8 +1,14 @@
 //! The JOSE model shared by `jwks-issuer` and `jwks-verifier`: the signing
 //! algorithms this project allows, public JWKs and JWK sets, RFC 7638
-//! thumbprints, strict base64url and compact-JWS framing, and the single
-//! [`crypto`] backend module that every signature, verification, digest and
-//! seal of the project goes through.
+//! thumbprints, strict base64url and compact-JWS framing (with signing
+//! under a pre-encoded header), and the single [`crypto`] backend module
+//! that every signature, verification, digest and seal of the project goes
+//! through.
+//!
+//! It is also the ground floor both programs stand on: the injected
+//! [`clock`] and [`clock::UnixTime`], the bounded single-use [`replay`]
+//! cache, and the [`text`] helpers for messages built from untrusted input.
+//! No async runtime, HTTP client or web framework enters this crate.
 //!
 //! The backend is chosen by cargo feature: `aws-lc-rs` (default) or `ring`
 //! (with the `rsa` crate generating RSA keys, never signing).
@@ -29,12 +35,17 @@ compile_error!("jwks-jose needs one crypto backend: enable feature `aws-lc-rs` (
 
 mod alg;
 pub mod b64;
+pub mod clock;
 pub mod compact;
 pub mod crypto;
 mod error;
 mod jwk;
+pub mod replay;
+mod signing;
+pub mod text;
 
 pub use alg::Algorithm;
-pub use crypto::{SigningKey, VerifyingKey};
+pub use crypto::VerifyingKey;
 pub use error::Error;
 pub use jwk::{Jwk, JwkSet, thumbprint};
+pub use signing::SigningKey;

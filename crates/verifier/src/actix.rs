@@ -213,16 +213,12 @@ impl AuthError {
     }
 
     /// The description sent: fixed text, or for a refused proof the rule it
-    /// broke (RFC 9449 asks for a precise one), with quotes, backslashes and
-    /// anything outside printable ASCII replaced.
+    /// broke (RFC 9449 asks for a precise one), reduced to the characters
+    /// RFC 6749 §5.2 allows (quotes, backslashes and anything outside
+    /// printable ASCII replaced).
     fn client_description(&self) -> String {
         match &self.error {
-            Error::InvalidDpopProof { reason } => reason
-                .to_string()
-                .chars()
-                .take(200)
-                .map(|c| if matches!(c, ' '..='~') && c != '"' && c != '\\' { c } else { '?' })
-                .collect(),
+            Error::InvalidDpopProof { reason } => jwks_jose::text::error_description(&reason.to_string(), 200),
             _ => self.description().to_owned(),
         }
     }

@@ -2,16 +2,19 @@
 //! refresh scheduling, the refetch cooldown) reads the [`Clock`] given to the
 //! builder, so tests run at a fixed time and move it with [`ManualClock`]
 //! instead of sleeping.
+//!
+//! [`SystemClock`], [`ManualClock`] and [`UnixTime`] are `jwks-jose`'s
+//! (`jwks_jose::clock`), shared with the issuer; this module adds the
+//! timers the background refresh needs, on tokio for the system clock.
 
 use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
-use tokio::sync::watch;
+pub use jwks_jose::clock::{ManualClock, SystemClock, UnixTime};
 
 /// A boxed future returned by [`Clock::sleep_until`].
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -27,31 +30,24 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
 /// Seconds since the Unix epoch (saturating at 0 for earlier times).
 pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    UnixTime::from_system_time(t).as_secs()
 }
 
-/// The operating system's clock (the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
 impl Clock for SystemClock {
-    #[allow(clippy::disallowed_methods)] // The one place that reads the system clock.
     fn now(&self) -> SystemTime {
-        SystemTime::now()
+        SystemClock::now(self)
     }
 
     fn sleep_until(&self, deadline: SystemTime) -> Sleep {
-        let wait = deadline.duration_since(self.now()).unwrap_or(Duration::ZERO);
+        let wait = deadline.duration_since(SystemClock::now(self)).unwrap_or(Duration::ZERO);
         // Wake at least once a minute so a wall-clock jump is noticed; the
         // callers re-check the time after every wake-up.
         Box::pin(tokio::time::sleep(wait.min(Duration::from_secs(60))))
     }
 }
 
-/// A clock that only moves when told to; timers waiting on it fire when
-/// [`ManualClock::advance`] or [`ManualClock::set`] passes their deadline.
-///
-/// Cloning gives another handle to the same clock.
+/// Timers fire when [`ManualClock::advance`] or [`ManualClock::set`] passes
+/// their deadline.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -59,55 +55,22 @@ impl Clock for SystemClock {
 ///
 /// let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
 /// clock.advance(Duration::from_secs(61));
-/// assert_eq!(clock.now(), UNIX_EPOCH + Duration::from_secs(1_700_000_061));
+/// assert_eq!(Clock::now(&clock), UNIX_EPOCH + Duration::from_secs(1_700_000_061));
 /// ```
-#[derive(Clone)]
-pub struct ManualClock {
-    tx: Arc<watch::Sender<SystemTime>>,
-}
-
-impl fmt::Debug for ManualClock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ManualClock").field(&*self.tx.borrow()).finish()
-    }
-}
-
-impl ManualClock {
-    /// A clock standing at `start`.
-    pub fn new(start: SystemTime) -> Self {
-        ManualClock { tx: Arc::new(watch::Sender::new(start)) }
-    }
-
-    /// Moves the clock forward by `by` (saturating) and wakes due timers.
-    pub fn advance(&self, by: Duration) {
-        self.tx.send_modify(|t| *t = t.checked_add(by).unwrap_or(*t));
-    }
-
-    /// Sets the clock to `to` (which may be in the past) and wakes due timers.
-    pub fn set(&self, to: SystemTime) {
-        self.tx.send_replace(to);
-    }
-}
-
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        *self.tx.borrow()
+        ManualClock::now(self)
     }
 
     fn sleep_until(&self, deadline: SystemTime) -> Sleep {
-        let mut rx = self.tx.subscribe();
-        Box::pin(async move {
-            if rx.wait_for(|t| *t >= deadline).await.is_err() {
-                // The sender lives as long as any handle; if it is gone,
-                // time never moves again.
-                std::future::pending::<()>().await;
-            }
-        })
+        Box::pin(self.until(deadline))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[tokio::test]
@@ -120,8 +83,9 @@ mod tests {
         assert!(sleep.as_mut().poll(&mut cx).is_pending());
         clock.advance(Duration::from_secs(9));
         assert!(sleep.as_mut().poll(&mut cx).is_pending());
-        clock.advance(Duration::from_secs(1));
+        let handle = clock.clone();
+        tokio::spawn(async move { handle.advance(Duration::from_secs(1)) });
         tokio::time::timeout(Duration::from_secs(5), sleep).await.unwrap();
-        assert_eq!(unix_seconds(clock.now()), 1010);
+        assert_eq!(unix_seconds(Clock::now(&clock)), 1010);
     }
 }

@@ -48,121 +48,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::{
-    collections::HashMap,
-    fmt,
-    sync::Mutex,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use jwks_jose::{Algorithm, Jwk, b64, compact, crypto};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::{Error, claims::numeric_date_value, clock::unix_seconds, error::truncated, json::parse_object};
+use crate::{
+    Error,
+    claims::numeric_date_value,
+    clock::{UnixTime, unix_seconds},
+    error::truncated,
+    json::parse_object,
+};
 
-/// The largest proof accepted, in bytes.
-pub const MAX_PROOF_LEN: usize = 8 * 1024;
-
-/// The longest `jti` accepted, in characters.
-pub const MAX_JTI_LEN: usize = 256;
-
-/// The proof algorithms accepted (`dpop_signing_alg_values_supported`).
-pub const ALGORITHMS: [Algorithm; 2] = [Algorithm::ES256, Algorithm::RS256];
-
-/// The required header `typ` of a proof (RFC 9449 §4.2).
-pub const PROOF_TYPE: &str = "dpop+jwt";
+pub use crate::proof::{ALGORITHMS, MAX_JTI_LEN, MAX_PROOF_LEN, PROOF_TYPE, ProofError};
+pub use jwks_jose::replay::{Replay, ReplayCache};
 
 /// JWK members that only a private or symmetric key has (RFC 7518 §6.2.2,
 /// §6.3.2, §6.4).
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-
-/// Why a DPoP proof was refused (the context of
-/// [`Error::InvalidDpopProof`]). `Display` is a precise, client-safe
-/// description.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ProofError {
-    /// Not a compact JWS of strict base64url, or not JSON objects, or
-    /// duplicate member names, or a claim of the wrong type.
-    Malformed(String),
-    /// Longer than [`MAX_PROOF_LEN`].
-    TooLarge {
-        /// The proof's length.
-        len: usize,
-    },
-    /// The header `typ` is not `dpop+jwt`.
-    WrongType,
-    /// The header `alg` is not RS256 or ES256.
-    UnsupportedAlg(String),
-    /// The header has `crit`.
-    UnsupportedCrit,
-    /// The header has no `jwk`, or it is not a usable RS256/ES256 public key
-    /// for the header's `alg`.
-    BadKey(String),
-    /// The header's `jwk` carries private or symmetric key material.
-    PrivateKey,
-    /// The signature does not verify with the header's `jwk`.
-    BadSignature,
-    /// A required claim is missing.
-    MissingClaim(&'static str),
-    /// `htm` is not the request's method.
-    WrongMethod,
-    /// `htu` is not the request's URL.
-    WrongUrl,
-    /// `iat` is older than the window.
-    Stale {
-        /// The proof's `iat`.
-        iat: u64,
-        /// The verifier's time.
-        now: u64,
-    },
-    /// `iat` is later than the window.
-    Future {
-        /// The proof's `iat`.
-        iat: u64,
-        /// The verifier's time.
-        now: u64,
-    },
-    /// `ath` is not the hash of the access token presented.
-    WrongAth,
-    /// The proof key is not the key the access token is bound to (`cnf.jkt`).
-    KeyMismatch,
-    /// The `jti` was already used within the window.
-    Replayed,
-    /// The replay cache is full of live entries: refused to stay safe.
-    ReplayCacheFull,
-}
-
-impl fmt::Display for ProofError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProofError::Malformed(r) => write!(f, "malformed DPoP proof: {r}"),
-            ProofError::TooLarge { len } => write!(f, "DPoP proof of {len} bytes exceeds {MAX_PROOF_LEN}"),
-            ProofError::WrongType => write!(f, "DPoP proof `typ` must be `{PROOF_TYPE}`"),
-            ProofError::UnsupportedAlg(a) => write!(f, "DPoP proof algorithm `{a}` is not ES256 or RS256"),
-            ProofError::UnsupportedCrit => f.write_str("DPoP proof has critical header extensions"),
-            ProofError::BadKey(r) => write!(f, "DPoP proof `jwk` is not usable: {r}"),
-            ProofError::PrivateKey => f.write_str("DPoP proof `jwk` carries private key material"),
-            ProofError::BadSignature => f.write_str("DPoP proof signature does not verify with its `jwk`"),
-            ProofError::MissingClaim(c) => write!(f, "DPoP proof lacks the `{c}` claim"),
-            ProofError::WrongMethod => f.write_str("DPoP proof `htm` does not match the request method"),
-            ProofError::WrongUrl => f.write_str("DPoP proof `htu` does not match the request URL"),
-            ProofError::Stale { iat, now } => write!(f, "DPoP proof `iat` {iat} is too old (now {now})"),
-            ProofError::Future { iat, now } => write!(f, "DPoP proof `iat` {iat} is in the future (now {now})"),
-            ProofError::WrongAth => f.write_str("DPoP proof `ath` does not match the access token"),
-            ProofError::KeyMismatch => f.write_str("DPoP proof key is not the key the access token is bound to"),
-            ProofError::Replayed => f.write_str("DPoP proof `jti` was already used"),
-            ProofError::ReplayCacheFull => f.write_str("DPoP proof cannot be checked for replay now"),
-        }
-    }
-}
-
-impl From<ProofError> for Error {
-    fn from(reason: ProofError) -> Self {
-        Error::InvalidDpopProof { reason }
-    }
-}
 
 /// The request a proof must match.
 #[derive(Debug, Clone, Copy)]
@@ -192,62 +97,37 @@ pub struct ProofKey {
     pub iat: u64,
 }
 
-/// Why a [`ReplayGuard`] refused an id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replay {
-    /// The id was recorded before and has not expired.
-    Seen,
-    /// The store is full of live ids.
-    Full,
-}
-
-/// A single-use record of proof ids. [`verify_proof`] records each
-/// accepted proof until its `iat` leaves the window.
+/// A single-use record of proof ids. [`verify_proof`] records each proof
+/// that passed every other check, until its `iat` leaves the window.
+///
+/// [`ReplayCache`] (`jwks_jose::replay::ReplayCache`) is the in-memory one:
+/// bounded in total and per proof key, failing closed when full (see
+/// [`ReplayGuard::check_and_insert_for`]).
 pub trait ReplayGuard: Send + Sync {
     /// Records `id` until `until` (seconds since the epoch); refuses it if
     /// it is already recorded and `now` is before its expiry.
     fn check_and_insert(&self, id: &str, until: u64, now: u64) -> Result<(), Replay>;
-}
 
-/// A bounded in-memory [`ReplayGuard`]: when full of live ids it refuses
-/// new ones (fails closed) rather than forgetting any.
-#[derive(Debug)]
-pub struct ReplayCache {
-    capacity: usize,
-    seen: Mutex<HashMap<String, u64>>,
-}
-
-impl ReplayCache {
-    /// The default capacity: 100 000 live proofs.
-    pub const DEFAULT_CAPACITY: usize = 100_000;
-
-    /// A cache holding at most `capacity` live ids.
-    pub fn new(capacity: usize) -> Self {
-        ReplayCache { capacity, seen: Mutex::new(HashMap::new()) }
-    }
-}
-
-impl Default for ReplayCache {
-    /// A cache of [`ReplayCache::DEFAULT_CAPACITY`] ids.
-    fn default() -> Self {
-        ReplayCache::new(Self::DEFAULT_CAPACITY)
+    /// Records `id` for the proof key whose RFC 7638 thumbprint is `jkt`
+    /// (`id` already names the key too). A guard that bounds each key on its
+    /// own overrides this: [`ReplayCache`] answers [`Replay::PartitionFull`]
+    /// when `jkt` has its limit of live ids, and [`Replay::Full`] when the
+    /// whole cache has; it never forgets a live id to make room. The
+    /// default ignores `jkt` and calls [`check_and_insert`](Self::check_and_insert).
+    fn check_and_insert_for(&self, jkt: &str, id: &str, until: u64, now: u64) -> Result<(), Replay> {
+        let _ = jkt;
+        self.check_and_insert(id, until, now)
     }
 }
 
 impl ReplayGuard for ReplayCache {
+    /// Ids of no key: all in one partition.
     fn check_and_insert(&self, id: &str, until: u64, now: u64) -> Result<(), Replay> {
-        let Ok(mut seen) = self.seen.lock() else { return Err(Replay::Full) };
-        if seen.get(id).is_some_and(|&t| t > now) {
-            return Err(Replay::Seen);
-        }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, &mut t| t > now);
-            if seen.len() >= self.capacity {
-                return Err(Replay::Full);
-            }
-        }
-        seen.insert(id.to_owned(), until);
-        Ok(())
+        ReplayCache::check_and_insert(self, "", id, UnixTime::from_secs(until), UnixTime::from_secs(now))
+    }
+
+    fn check_and_insert_for(&self, jkt: &str, id: &str, until: u64, now: u64) -> Result<(), Replay> {
+        ReplayCache::check_and_insert(self, jkt, id, UnixTime::from_secs(until), UnixTime::from_secs(now))
     }
 }
 
@@ -336,7 +216,8 @@ fn check_proof(proof: &str, request: &Request<'_>, now: u64, window: u64) -> Res
 }
 
 /// Records the proof's `jti`, namespaced by its key, until its `iat`
-/// leaves the window (after which the proof is stale anyway).
+/// leaves the window (after which the proof is stale anyway). Called last,
+/// once every other check passed.
 fn record(proof: ProofKey, now: u64, window: u64, replay: &dyn ReplayGuard) -> Result<ProofKey, ProofError> {
     let mut input = Vec::with_capacity(proof.jkt.len() + 1 + proof.jti.len());
     input.extend_from_slice(proof.jkt.as_bytes());
@@ -344,10 +225,14 @@ fn record(proof: ProofKey, now: u64, window: u64, replay: &dyn ReplayGuard) -> R
     input.extend_from_slice(proof.jti.as_bytes());
     let id = format!("dpop:{}", b64::encode(crypto::sha256(&input)));
     let until = proof.iat.saturating_add(window).saturating_add(1);
-    match replay.check_and_insert(&id, until, now) {
+    match replay.check_and_insert_for(&proof.jkt, &id, until, now) {
         Ok(()) => Ok(proof),
         Err(Replay::Seen) => Err(ProofError::Replayed),
-        Err(Replay::Full) => {
+        Err(Replay::PartitionFull) => {
+            tracing::warn!(jkt = %proof.jkt, "DPoP replay cache holds this key's limit of live proofs; refusing its proofs");
+            Err(ProofError::TooManyProofsForKey)
+        }
+        Err(_) => {
             tracing::warn!("DPoP replay cache full of live proofs; refusing proofs");
             Err(ProofError::ReplayCacheFull)
         }
@@ -419,18 +304,29 @@ pub(crate) struct Presented<'a> {
     pub(crate) url: &'a str,
 }
 
+/// A proof that passed every check but the replay check, waiting for the
+/// rest of the token's checks (see [`Binding::check`]).
+#[derive(Debug)]
+#[must_use = "the proof's `jti` is recorded only by `Binding::record`"]
+pub(crate) struct Pending(ProofKey);
+
 impl Binding {
     /// Enforces the token's confirmation (`cnf`, RFC 7800): a token bound to
     /// a key (`cnf.jkt`) needs a proof by that key for this request; a
     /// token without `cnf` must come without a proof. Any other
     /// confirmation method cannot be enforced here, so it is refused.
+    ///
+    /// Nothing is recorded yet: the caller finishes its own checks, then
+    /// calls [`Binding::record`] with the answered proof, so that a proof
+    /// refused for any reason (its key not the token's `cnf.jkt` included)
+    /// is refused for that reason every time, never as a replay.
     pub(crate) fn check(
         &self,
         claims: &Map<String, Value>,
         token: &str,
         presented: Option<Presented<'_>>,
         now: SystemTime,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Pending>, Error> {
         let jkt = match claims.get("cnf") {
             None => None,
             Some(Value::Object(cnf)) => match cnf.get("jkt") {
@@ -441,13 +337,25 @@ impl Binding {
             Some(_) => return Err(Error::invalid_claim("`cnf` is not an object")),
         };
         match (jkt, presented) {
-            (None, None) => Ok(()),
+            (None, None) => Ok(None),
             (Some(_), None) => Err(Error::DpopBound),
             (None, Some(_)) => Err(Error::NotDpopBound),
             (Some(jkt), Some(p)) => {
                 let request = Request { method: p.method, url: p.url, access_token: Some(token) };
-                let key = verify_proof(p.proof, &request, now, self.iat_window, &self.replay)?;
-                if key.jkt == *jkt { Ok(()) } else { Err(ProofError::KeyMismatch.into()) }
+                let key = check_proof(p.proof, &request, unix_seconds(now), self.iat_window.as_secs())?;
+                if key.jkt == *jkt { Ok(Some(Pending(key))) } else { Err(ProofError::KeyMismatch.into()) }
+            }
+        }
+    }
+
+    /// Records the `jti` of a proof [`Binding::check`] passed, once every
+    /// other check of the request passed too.
+    pub(crate) fn record(&self, pending: Option<Pending>, now: SystemTime) -> Result<(), Error> {
+        match pending {
+            None => Ok(()),
+            Some(Pending(key)) => {
+                record(key, unix_seconds(now), self.iat_window.as_secs(), &self.replay)?;
+                Ok(())
             }
         }
     }
@@ -485,14 +393,17 @@ mod tests {
     }
 
     #[test]
-    fn the_replay_cache_is_single_use_and_bounded() {
-        let c = ReplayCache::new(2);
-        assert_eq!(c.check_and_insert("a", 100, 10), Ok(()));
-        assert_eq!(c.check_and_insert("a", 100, 50), Err(Replay::Seen));
-        assert_eq!(c.check_and_insert("b", 100, 50), Ok(()));
-        assert_eq!(c.check_and_insert("c", 100, 50), Err(Replay::Full), "full of live ids: fail closed");
-        assert_eq!(c.check_and_insert("c", 200, 100), Ok(()), "expired ids are pruned when full");
-        assert_eq!(c.check_and_insert("a", 200, 100), Ok(()));
+    fn the_replay_cache_is_single_use_and_bounded_per_key() {
+        let c = ReplayCache::new(3, 2);
+        let guard: &dyn ReplayGuard = &c;
+        assert_eq!(guard.check_and_insert_for("k1", "a", 100, 10), Ok(()));
+        assert_eq!(guard.check_and_insert_for("k1", "a", 100, 50), Err(Replay::Seen));
+        assert_eq!(guard.check_and_insert_for("k1", "b", 100, 50), Ok(()));
+        assert_eq!(guard.check_and_insert_for("k1", "c", 100, 50), Err(Replay::PartitionFull));
+        assert_eq!(guard.check_and_insert_for("k2", "c", 100, 50), Ok(()));
+        assert_eq!(guard.check_and_insert_for("k3", "d", 100, 50), Err(Replay::Full), "full of live ids: fail closed");
+        assert_eq!(guard.check_and_insert_for("k3", "d", 200, 100), Ok(()), "expired ids are pruned when full");
+        assert_eq!(guard.check_and_insert("x", 200, 100), Ok(()), "ids of no key share one partition");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 
 use std::borrow::Cow;
 
-use jwks_jose::Algorithm;
+use jwks_jose::{Algorithm, text};
 use thiserror::Error as ThisError;
+
+use crate::proof::ProofError;
 
 /// Why a token was refused or the verifier could not be built.
 ///
@@ -135,7 +137,7 @@ pub enum Error {
     #[error("{reason}")]
     InvalidDpopProof {
         /// Which rule the proof broke.
-        reason: crate::dpop::ProofError,
+        reason: ProofError,
     },
     /// A DPoP-bound token (one with `cnf.jkt`) was presented without a
     /// proof, e.g. as a `Bearer` token (RFC 9449 §7.2).
@@ -195,9 +197,15 @@ impl Error {
     }
 }
 
+impl From<ProofError> for Error {
+    fn from(reason: ProofError) -> Self {
+        Error::InvalidDpopProof { reason }
+    }
+}
+
 /// At most 64 characters of untrusted text, for error messages and logs.
 pub(crate) fn truncated(s: &str) -> String {
-    s.chars().take(64).collect()
+    text::truncate(s, 64).to_owned()
 }
 
 #[cfg(test)]
@@ -213,7 +221,7 @@ mod tests {
             (Error::BadSignature, "bad_signature"),
             (Error::IssuedInFuture { iat: 2, now: 1, leeway: 0 }, "not_yet_valid"),
             (Error::JwksUnavailable { reason: "down".into() }, "jwks_unavailable"),
-            (crate::dpop::ProofError::Replayed.into(), "invalid_dpop_proof"),
+            (ProofError::Replayed.into(), "invalid_dpop_proof"),
             (Error::DpopBound, "dpop_bound_token"),
             (Error::NotDpopBound, "not_dpop_bound"),
         ];

@@ -128,6 +128,23 @@ mod tests {
         SigningKey::from_pkcs8(alg, &SigningKey::generate(alg, 2048).unwrap()).unwrap()
     }
 
+    /// Issue 14: a JWKS key with `e = 3` was accepted; FIPS 186-5 asks an
+    /// odd `e` of at least 65537.
+    #[test]
+    fn jwks_rsa_key_with_exponent_3_is_skipped() {
+        let rsa = key(Algorithm::RS256).public_jwk();
+        let mut small = rsa.clone();
+        small.e = Some(jwks_jose::b64::encode([3]));
+        small.kid = Some("e3".into());
+        let mut even = rsa.clone();
+        even.e = Some(jwks_jose::b64::encode([1, 0, 2]));
+        even.kid = Some("even".into());
+        let doc = json!({"keys": [small, even]});
+        assert_eq!(KeySet::parse(doc.to_string().as_bytes()).unwrap_err(), "the JWK set has no usable key");
+        let doc = json!({"keys": [rsa]});
+        assert_eq!(KeySet::parse(doc.to_string().as_bytes()).unwrap().len(), 1, "e = 65537 is kept");
+    }
+
     #[test]
     fn bad_keys_are_skipped_and_good_ones_kept() {
         let good = key(Algorithm::ES256);

@@ -79,13 +79,14 @@ mod error;
 mod http;
 mod json;
 mod keys;
+mod proof;
 pub mod telemetry;
 mod token;
 mod verifier;
 
 pub use cache::JwksStatus;
 pub use claims::{Audience, Claims};
-pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use clock::{Clock, ManualClock, Sleep, SystemClock, UnixTime};
 pub use error::Error;
 pub use http::MAX_BODY_BYTES;
 pub use jwks_jose::{Algorithm, JwkSet};

@@ -5,7 +5,6 @@ use std::{sync::Arc, time::Duration};
 
 use jwks_jose::{Algorithm, JwkSet};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
 use url::Url;
 
 use crate::{
@@ -50,6 +49,7 @@ pub struct VerifierBuilder {
     clock: Arc<dyn Clock>,
     dpop_iat_window: Duration,
     dpop_replay_capacity: usize,
+    dpop_replay_capacity_per_key: usize,
 }
 
 impl Default for VerifierBuilder {
@@ -72,7 +72,8 @@ impl Default for VerifierBuilder {
             timeout: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
             dpop_iat_window: Duration::from_secs(60),
-            dpop_replay_capacity: dpop::ReplayCache::DEFAULT_CAPACITY,
+            dpop_replay_capacity: dpop::ReplayCache::DEFAULT_MAX_TOTAL,
+            dpop_replay_capacity_per_key: dpop::ReplayCache::DEFAULT_MAX_PER_PARTITION,
         }
     }
 }
@@ -176,14 +177,31 @@ impl VerifierBuilder {
     }
 
     /// How many live DPoP proofs the replay cache holds; when it is full of
-    /// live proofs, new proofs are refused. Defaults to 100 000.
+    /// live proofs, every new proof is refused
+    /// ([`ProofError::ReplayCacheFull`](crate::dpop::ProofError::ReplayCacheFull))
+    /// until some leave the window: the cache fails closed, it never
+    /// forgets a live proof. Defaults to 100 000.
     pub fn dpop_replay_capacity(mut self, capacity: usize) -> Self {
         self.dpop_replay_capacity = capacity;
         self
     }
 
+    /// How many live DPoP proofs one proof key (one `cnf.jkt`) may have in
+    /// the replay cache, so that one key, a leaked bound token's for
+    /// instance, cannot fill it for the others: a key at its limit has its
+    /// new proofs refused
+    /// ([`ProofError::TooManyProofsForKey`](crate::dpop::ProofError::TooManyProofsForKey))
+    /// until some leave the window, while other keys go on. Only proofs
+    /// that passed every other check are recorded. At most the total
+    /// capacity. Defaults to 10 000.
+    pub fn dpop_replay_capacity_per_key(mut self, capacity: usize) -> Self {
+        self.dpop_replay_capacity_per_key = capacity;
+        self
+    }
+
     fn binding(&self) -> Binding {
-        Binding { iat_window: self.dpop_iat_window, replay: dpop::ReplayCache::new(self.dpop_replay_capacity) }
+        let per_key = self.dpop_replay_capacity_per_key.min(self.dpop_replay_capacity);
+        Binding { iat_window: self.dpop_iat_window, replay: dpop::ReplayCache::new(self.dpop_replay_capacity, per_key) }
     }
 
     fn policy(&self) -> Result<Policy, Error> {
@@ -338,14 +356,10 @@ impl Verifier {
         token: &str,
         presented: Option<Presented<'_>>,
     ) -> Result<Verified<T>, Error> {
-        let policy = &self.inner.policy;
-        let unverified = token::parse(token, policy)?;
+        let unverified = token::parse(token, &self.inner.policy)?;
         let key = self.inner.cache.key(unverified.kid.as_deref()).await?;
-        token::check_signature(&unverified, &key)?;
-        let now = self.inner.clock.now();
-        let claims = token::check_claims(&unverified.parts.payload, policy, now)?;
-        self.inner.dpop.check(&claims, token, presented, now)?;
-        finish(claims, unverified.kid, key.algorithm())
+        let rules = Rules { policy: &self.inner.policy, clock: &*self.inner.clock, dpop: &self.inner.dpop };
+        rules.finish(token, unverified, &key, presented)
     }
 
     /// Fetches the JWKS now (sharing a fetch already in flight), e.g. on an
@@ -415,27 +429,43 @@ impl OfflineVerifier {
         token: &str,
         presented: Option<Presented<'_>>,
     ) -> Result<Verified<T>, Error> {
-        let policy = &self.inner.policy;
-        let unverified = token::parse(token, policy)?;
+        let unverified = token::parse(token, &self.inner.policy)?;
         let key = self
             .inner
             .keys
             .get(unverified.kid.as_deref())
             .ok_or_else(|| Error::UnknownKid { kid: unverified.kid.as_deref().map(crate::error::truncated) })?;
-        token::check_signature(&unverified, key)?;
-        let now = self.inner.clock.now();
-        let claims = token::check_claims(&unverified.parts.payload, policy, now)?;
-        self.inner.dpop.check(&claims, token, presented, now)?;
-        finish(claims, unverified.kid, key.algorithm())
+        let rules = Rules { policy: &self.inner.policy, clock: &*self.inner.clock, dpop: &self.inner.dpop };
+        rules.finish(token, unverified, key, presented)
     }
 }
 
-fn finish<T: DeserializeOwned>(
-    claims: Map<String, Value>,
-    kid: Option<String>,
-    alg: Algorithm,
-) -> Result<Verified<T>, Error> {
-    Ok(Verified { claims: token::into_claims(claims)?, kid, alg })
+/// What both verifiers check once they hold the token's key.
+struct Rules<'a> {
+    policy: &'a Policy,
+    clock: &'a dyn Clock,
+    dpop: &'a Binding,
+}
+
+impl Rules<'_> {
+    /// The signature with `key`, the claims at the clock's time, the DPoP
+    /// binding, the caller's claims type; and only then, once nothing else
+    /// can refuse the token, the proof's `jti` is recorded.
+    fn finish<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        unverified: token::Unverified<'_>,
+        key: &jwks_jose::VerifyingKey,
+        presented: Option<Presented<'_>>,
+    ) -> Result<Verified<T>, Error> {
+        token::check_signature(&unverified, key)?;
+        let now = self.clock.now();
+        let claims = token::check_claims(&unverified.parts.payload, self.policy, now)?;
+        let pending = self.dpop.check(&claims, token, presented, now)?;
+        let claims = token::into_claims(claims)?;
+        self.dpop.record(pending, now)?;
+        Ok(Verified { claims, kid: unverified.kid, alg: key.algorithm() })
+    }
 }
 
 fn record<T>(result: Result<T, Error>) -> Result<T, Error> {

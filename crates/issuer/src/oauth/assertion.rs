@@ -1,6 +1,11 @@
 //! `private_key_jwt` client authentication (RFC 7523 §2.2 and §3, RFC 7521
-//! §4.2): the client signs a short-lived JWT with its own key instead of
-//! sending a secret. Its public keys come from the config (`jwks`,
+//! §4.2, and draft-ietf-oauth-rfc7523bis for the audience): the client
+//! signs a short-lived JWT with its own key instead of sending a secret.
+//! Its `aud` must be this issuer's identifier as its sole value (a string,
+//! or an array holding only it); with `[tokens] assertion_audience =
+//! "issuer_or_token_endpoint"` the token endpoint URL is accepted too. An
+//! array naming anyone else is refused in both modes: such an assertion
+//! could be replayed at the other audiences. Its public keys come from the config (`jwks`,
 //! `jwks_file`) or from its `jwks_uri`, fetched and cached by the project's
 //! own verifier crate with the same refresh, cooldown and stale rules.
 
@@ -10,15 +15,12 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use jwks_jose::{JwkSet, compact};
+use jwks_jose::JwkSet;
 use jwks_verifier::{Algorithm, Claims, OfflineVerifier, Verifier, dangerous::DangerousOptions};
 use tokio::sync::OnceCell;
 
-use super::replay::{Replay, ReplayCache};
+use super::replay::PendingId;
 use crate::clock::{SharedClock, UnixTime};
-
-/// The only assertion type accepted (RFC 7523 §2.2).
-pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Leeway for `exp`, `iat` and `nbf` of an assertion, in seconds.
 pub const LEEWAY: u64 = 60;
 /// Signing algorithms accepted for assertions (never HS* or none).
@@ -53,18 +55,72 @@ pub enum ClientKeys {
     },
 }
 
+/// Which `aud` values an assertion may carry (`[tokens]
+/// assertion_audience`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AssertionAudience {
+    /// `"issuer"` (the default): the issuer identifier alone.
+    #[default]
+    Issuer,
+    /// `"issuer_or_token_endpoint"`: the issuer identifier or the token
+    /// endpoint URL, for clients that cannot change yet.
+    IssuerOrTokenEndpoint,
+}
+
+impl AssertionAudience {
+    /// The config spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "issuer" => Some(AssertionAudience::Issuer),
+            "issuer_or_token_endpoint" => Some(AssertionAudience::IssuerOrTokenEndpoint),
+            _ => None,
+        }
+    }
+}
+
+/// The audiences an assertion may name, and the mode.
+#[derive(Debug, Clone)]
+pub struct AudienceRule {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// The token endpoint URL.
+    pub token_endpoint: String,
+    /// The mode.
+    pub mode: AssertionAudience,
+}
+
+impl AudienceRule {
+    fn accepted(&self) -> Vec<String> {
+        match self.mode {
+            AssertionAudience::Issuer => vec![self.issuer.clone()],
+            AssertionAudience::IssuerOrTokenEndpoint => vec![self.issuer.clone(), self.token_endpoint.clone()],
+        }
+    }
+
+    /// Whether every member of `aud` is accepted (the verifier crate has
+    /// already checked that one is).
+    fn check(&self, aud: &jwks_verifier::Audience) -> Result<(), String> {
+        let accepted = self.accepted();
+        if aud.iter().all(|a| accepted.iter().any(|x| x == a)) {
+            Ok(())
+        } else {
+            Err("`aud` names an audience other than this issuer".into())
+        }
+    }
+}
+
 /// Verifies one client's assertions.
 #[derive(Debug)]
 pub struct AssertionVerifier {
     client_id: String,
-    audiences: Vec<String>,
+    audience: AudienceRule,
     max_lifetime: u64,
     clock: SharedClock,
     keys: ClientKeys,
 }
 
 impl AssertionVerifier {
-    fn builder(client_id: &str, audiences: &[String], clock: &SharedClock) -> jwks_verifier::VerifierBuilder {
+    fn builder(client_id: &str, audience: &AudienceRule, clock: &SharedClock) -> jwks_verifier::VerifierBuilder {
         let mut b = Verifier::builder()
             .issuer(client_id)
             .algorithms(ALGORITHMS)
@@ -72,25 +128,24 @@ impl AssertionVerifier {
             .clock(Arc::new(VerifierClock(clock.clone())))
             // Assertions carry `typ: JWT` or none (RFC 7523 sets no type).
             .accept_any_type();
-        for a in audiences {
-            b = b.audience(a.clone());
+        for a in audience.accepted() {
+            b = b.audience(a);
         }
         b
     }
 
-    /// A verifier over a fixed key set. `audiences` are the token endpoint
-    /// URL and the issuer (RFC 7523 §3 item 3).
+    /// A verifier over a fixed key set.
     pub fn with_jwks(
         client_id: &str,
         jwks: &JwkSet,
-        audiences: Vec<String>,
+        audience: AudienceRule,
         max_lifetime: Duration,
         clock: SharedClock,
     ) -> Result<Self, String> {
-        let offline = Self::builder(client_id, &audiences, &clock).build_offline(jwks).map_err(|e| e.to_string())?;
+        let offline = Self::builder(client_id, &audience, &clock).build_offline(jwks).map_err(|e| e.to_string())?;
         Ok(AssertionVerifier {
             client_id: client_id.into(),
-            audiences,
+            audience,
             max_lifetime: max_lifetime.as_secs(),
             clock,
             keys: ClientKeys::Static(offline),
@@ -101,31 +156,32 @@ impl AssertionVerifier {
     pub fn with_uri(
         client_id: &str,
         uri: &str,
-        audiences: Vec<String>,
+        audience: AudienceRule,
         max_lifetime: Duration,
         clock: SharedClock,
     ) -> Self {
         AssertionVerifier {
             client_id: client_id.into(),
-            audiences,
+            audience,
             max_lifetime: max_lifetime.as_secs(),
             clock,
             keys: ClientKeys::Remote { uri: uri.into(), verifier: OnceCell::new() },
         }
     }
 
-    /// Verifies `assertion` for this client: signature with the client's
-    /// keys, `iss` = `sub` = client id, `aud` naming the token endpoint or
-    /// the issuer, `exp` at most `max_lifetime` ahead, `jti` used once.
-    /// The error is an `error_description`. On success, the id recorded
-    /// in `replay` and until when, for the claim across replicas.
-    pub async fn verify(&self, assertion: &str, replay: &ReplayCache) -> Result<(String, u64), String> {
+    /// Verifies `assertion` for this client at `now`: signature with the
+    /// client's keys, `iss` = `sub` = client id, the audience rule, `exp`
+    /// at most `max_lifetime` ahead, a `jti`. Nothing is recorded: the
+    /// `jti` to claim is returned. The error is for the log only (it may
+    /// name the client's `jwks_uri`); callers answer "client
+    /// authentication failed".
+    pub async fn verify(&self, assertion: &str, now: UnixTime) -> Result<PendingId, String> {
         let claims: Claims = match &self.keys {
             ClientKeys::Static(v) => v.verify(assertion),
             ClientKeys::Remote { uri, verifier } => {
                 let v = verifier
                     .get_or_try_init(|| {
-                        Self::builder(&self.client_id, &self.audiences, &self.clock).jwks_uri(uri.clone()).build()
+                        Self::builder(&self.client_id, &self.audience, &self.clock).jwks_uri(uri.clone()).build()
                     })
                     .await
                     .map_err(|e| format!("client keys unavailable: {e}"))?;
@@ -133,50 +189,43 @@ impl AssertionVerifier {
             }
         }
         .map_err(|e| format!("client assertion rejected ({}): {e}", e.code()))?;
-        let now = self.clock.now();
+        self.audience.check(&claims.aud).map_err(|e| format!("client assertion rejected (wrong_audience): {e}"))?;
         check_claims(&claims, &self.client_id, now, self.max_lifetime)?;
-        let jti = claims.jti.as_deref().unwrap_or_default();
-        let key = format!("{}\0{jti}", self.client_id);
-        let until = claims.exp.saturating_add(LEEWAY);
-        match replay.check_and_insert(&key, until, now) {
-            Ok(()) => Ok((format!("private_key_jwt\0{key}"), until)),
-            Err(Replay::Seen) => Err("client assertion rejected: `jti` was already used".into()),
-            Err(Replay::Full) => Err("client assertion rejected: too many assertions in flight".into()),
-        }
+        let jti = claims.jti.unwrap_or_default();
+        Ok(PendingId { kind: "private_key_jwt", id: jti, until: claims.exp.saturating_add(LEEWAY) })
     }
 }
 
-/// The assertion verifiers of every `private_key_jwt` client, and the
-/// replay cache their `jti`s share.
+/// The assertion verifiers of every `private_key_jwt` client.
 #[derive(Debug, Default)]
 pub struct Assertions {
     by_client: std::collections::HashMap<String, AssertionVerifier>,
-    /// Single-use `jti`s.
-    pub replay: ReplayCache,
 }
 
 impl Assertions {
     /// Builds a verifier for each client configured with keys.
-    pub fn new(config: &crate::Config, clock: &SharedClock) -> Result<Self, crate::Error> {
-        use crate::config::ClientAuth;
-        let audiences = vec![config.token_endpoint(), config.issuer.clone()];
-        let max = config.tokens.assertion_max_lifetime;
+    pub fn new(
+        clients: &[super::client::ClientConfig],
+        audience: &AudienceRule,
+        max_lifetime: Duration,
+        clock: &SharedClock,
+    ) -> Result<Self, crate::Error> {
+        use super::client::ClientAuth;
         let mut by_client = std::collections::HashMap::new();
-        for c in &config.clients {
+        for c in clients {
             let v = match &c.auth {
                 ClientAuth::Secret { .. } => continue,
                 ClientAuth::Jwks(set) => {
-                    AssertionVerifier::with_jwks(&c.id, set, audiences.clone(), max, clock.clone()).map_err(|e| {
-                        crate::Error::Config { path: config.path.clone(), message: format!("client `{}`: {e}", c.id) }
-                    })?
+                    AssertionVerifier::with_jwks(&c.id, set, audience.clone(), max_lifetime, clock.clone())
+                        .map_err(|e| crate::Error::Usage(format!("client `{}`: {e}", c.id)))?
                 }
                 ClientAuth::JwksUri(uri) => {
-                    AssertionVerifier::with_uri(&c.id, uri, audiences.clone(), max, clock.clone())
+                    AssertionVerifier::with_uri(&c.id, uri, audience.clone(), max_lifetime, clock.clone())
                 }
             };
             by_client.insert(c.id.clone(), v);
         }
-        Ok(Assertions { by_client, replay: ReplayCache::default() })
+        Ok(Assertions { by_client })
     }
 
     /// The verifier of `client_id`, if it authenticates with keys.
@@ -197,14 +246,6 @@ fn check_claims(claims: &Claims, client_id: &str, now: UnixTime, max_lifetime: u
         return Err(format!("client assertion rejected: `exp` is more than {max_lifetime} s ahead"));
     }
     Ok(())
-}
-
-/// The `iss` of an assertion, read without verification, to pick the
-/// client whose keys will verify it.
-pub fn unverified_issuer(assertion: &str) -> Option<String> {
-    let parts = compact::split(assertion, jwks_verifier::MAX_TOKEN_LEN).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&parts.payload).ok()?;
-    claims.get("iss")?.as_str().map(str::to_owned)
 }
 
 #[cfg(test)]

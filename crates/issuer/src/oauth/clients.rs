@@ -1,22 +1,23 @@
-//! Registered clients and secret verification.
+//! The registered clients, and the record of secrets verified recently.
 //!
-//! Secrets are stored as argon2id hashes. So that a correct secret does not
-//! cost an argon2 computation per request, a verified secret is remembered
-//! for [`VERIFIED_TTL`] as a salted SHA-256 digest and compared in constant
-//! time; a wrong secret never enters that record.
+//! Secrets are stored as argon2id hashes ([`super::secret`]). So that a
+//! correct secret does not cost an argon2 computation per request, a
+//! verified secret is remembered for [`VERIFIED_TTL`] as a salted SHA-256
+//! digest and compared in constant time; a wrong secret never enters that
+//! record.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use subtle::ConstantTimeEq;
 
-use crate::{
-    clock::UnixTime,
-    config::{ClientAuth, ClientConfig},
+use super::{
+    client::{ClientAuth, ClientConfig},
+    secret::SecretHash,
 };
+use crate::clock::UnixTime;
 use jwks_jose::crypto;
 
 /// How long a verified secret is remembered, in seconds.
@@ -25,10 +26,16 @@ pub const VERIFIED_TTL: u64 = 300;
 /// The registered clients.
 #[derive(Debug)]
 pub struct Clients {
-    by_id: HashMap<String, Arc<ClientConfig>>,
+    by_id: HashMap<String, Registered>,
     verified: Mutex<HashMap<String, Verified>>,
     salt: [u8; 32],
-    dummy_hash: String,
+    decoy: Arc<SecretHash>,
+}
+
+#[derive(Debug)]
+struct Registered {
+    config: Arc<ClientConfig>,
+    hash: Option<Arc<SecretHash>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -37,37 +44,53 @@ struct Verified {
     until: UnixTime,
 }
 
-/// The outcome of checking a secret.
+/// The outcome of the fast secret check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretCheck {
     /// Correct, from the record of verified secrets (no argon2 work).
     Remembered,
-    /// Not remembered: argon2 must decide (call [`Clients::verify_slow`]
-    /// off the executor).
+    /// Not remembered: argon2 must decide.
     NeedsArgon2,
 }
 
 impl Clients {
-    /// Indexes the configured clients.
-    pub fn new(clients: &[ClientConfig]) -> Result<Self, jwks_jose::Error> {
+    /// Indexes the configured clients. The decoy hash that unknown clients
+    /// are checked against has the parameters most common among the
+    /// clients' hashes (the heaviest on a tie; `hash-secret`'s without any),
+    /// so an unknown id costs what a known one does.
+    pub fn new(clients: &[ClientConfig]) -> Result<Self, crate::Error> {
         let mut salt = [0u8; 32];
         crypto::fill_random(&mut salt)?;
-        // A hash of a random secret, so unknown clients cost the same argon2
-        // work as a wrong secret (no enumeration by timing).
-        let mut random = [0u8; 32];
-        crypto::fill_random(&mut random)?;
-        let dummy_hash = hash_secret(&jwks_jose::b64::encode(random))?;
-        Ok(Clients {
-            by_id: clients.iter().map(|c| (c.id.clone(), Arc::new(c.clone()))).collect(),
-            verified: Mutex::new(HashMap::new()),
-            salt,
-            dummy_hash,
-        })
+        let mut by_id = HashMap::with_capacity(clients.len());
+        for c in clients {
+            let hash = match &c.auth {
+                ClientAuth::Secret { hash } => Some(Arc::new(
+                    SecretHash::parse(hash).map_err(|e| crate::Error::Usage(format!("client `{}`: {e}", c.id)))?,
+                )),
+                _ => None,
+            };
+            by_id.insert(c.id.clone(), Registered { config: Arc::new(c.clone()), hash });
+        }
+        let mut costs: HashMap<(u32, u32, u32), (usize, Arc<SecretHash>)> = HashMap::new();
+        for h in by_id.values().filter_map(|r| r.hash.as_ref()) {
+            costs.entry(h.cost()).or_insert_with(|| (0, h.clone())).0 += 1;
+        }
+        let model = match costs.into_values().max_by_key(|(n, h)| (*n, h.cost())) {
+            Some((_, h)) => h,
+            None => {
+                let mut random = [0u8; 32];
+                crypto::fill_random(&mut random)?;
+                let phc = super::secret::hash_secret(&jwks_jose::b64::encode(random))?;
+                Arc::new(SecretHash::parse(&phc).map_err(crate::Error::Usage)?)
+            }
+        };
+        let decoy = Arc::new(model.decoy_like()?);
+        Ok(Clients { by_id, verified: Mutex::new(HashMap::new()), salt, decoy })
     }
 
     /// The client with `id`.
     pub fn get(&self, id: &str) -> Option<&Arc<ClientConfig>> {
-        self.by_id.get(id)
+        self.by_id.get(id).map(|r| &r.config)
     }
 
     /// How many clients are registered.
@@ -78,6 +101,15 @@ impl Clients {
     /// Whether no client is registered.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+
+    /// The hash to check a secret for `id` against: the client's own, or
+    /// the decoy for an unknown id or a client that authenticates with keys.
+    pub fn hash_for(&self, id: &str) -> (Arc<SecretHash>, bool) {
+        match self.by_id.get(id).and_then(|r| r.hash.clone()) {
+            Some(h) => (h, true),
+            None => (self.decoy.clone(), false),
+        }
     }
 
     fn digest(&self, secret: &str) -> [u8; 32] {
@@ -97,38 +129,16 @@ impl Clients {
         }
     }
 
-    /// The slow path: argon2id verification (tens of milliseconds; call it
-    /// on a blocking thread). An unknown id is checked against a dummy hash
-    /// so it takes as long as a wrong secret. Remembers a correct secret.
-    pub fn verify_slow(&self, id: &str, secret: &str, now: UnixTime) -> bool {
-        let hash = match self.by_id.get(id).map(|c| &c.auth) {
-            Some(ClientAuth::Secret { hash }) => hash.as_str(),
-            // Unknown clients, and clients that authenticate with keys,
-            // spend the same argon2 work on a hash no secret matches.
-            _ => self.dummy_hash.as_str(),
-        };
-        let ok = PasswordHash::new(hash)
-            .map(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false)
-            && matches!(self.by_id.get(id).map(|c| &c.auth), Some(ClientAuth::Secret { .. }));
-        if let (true, Ok(mut map)) = (ok, self.verified.lock()) {
-            map.insert(id.to_string(), Verified { digest: self.digest(secret), until: now + VERIFIED_TTL });
+    /// Records that argon2 verified `secret` for `id`.
+    pub fn remember(&self, id: &str, secret: &str, now: UnixTime) {
+        if !self.by_id.contains_key(id) {
+            return;
         }
-        ok
+        let digest = self.digest(secret);
+        if let Ok(mut map) = self.verified.lock() {
+            map.insert(id.to_string(), Verified { digest, until: now.saturating_add(VERIFIED_TTL) });
+        }
     }
-}
-
-/// Hashes a secret as an argon2id PHC string with the crate's default
-/// parameters (m=19456 KiB, t=2, p=1: OWASP's recommendation).
-pub fn hash_secret(secret: &str) -> Result<String, jwks_jose::Error> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let mut salt = [0u8; 16];
-    crypto::fill_random(&mut salt)?;
-    let salt = SaltString::encode_b64(&salt).map_err(|_| jwks_jose::Error::Crypto("salt encoding failed"))?;
-    Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| jwks_jose::Error::Crypto("argon2 hashing failed"))
 }
 
 #[cfg(test)]
@@ -136,37 +146,40 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::oauth::client::DpopMode;
     use jwks_jose::Algorithm;
 
     fn clients() -> Clients {
         Clients::new(&[ClientConfig {
             id: "svc".into(),
-            auth: ClientAuth::Secret { hash: hash_secret("right").unwrap() },
+            auth: ClientAuth::Secret { hash: super::super::secret::hash_secret("right").unwrap() },
             scopes: vec![],
             audiences: vec![],
             algorithm: Algorithm::ES256,
             ttl: Duration::from_secs(60),
-            dpop: crate::config::DpopMode::Allowed,
+            dpop: DpopMode::Allowed,
         }])
         .unwrap()
     }
 
     #[test]
-    fn a_correct_secret_is_remembered_and_a_wrong_one_never_is() {
+    fn a_remembered_secret_expires_and_a_wrong_one_never_matches() {
         let c = clients();
         assert_eq!(c.check_remembered("svc", "right", 100), SecretCheck::NeedsArgon2);
-        assert!(!c.verify_slow("svc", "wrong", 100));
-        assert_eq!(c.check_remembered("svc", "wrong", 100), SecretCheck::NeedsArgon2);
-        assert!(c.verify_slow("svc", "right", 100));
+        c.remember("svc", "right", 100);
         assert_eq!(c.check_remembered("svc", "right", 101), SecretCheck::Remembered);
         assert_eq!(c.check_remembered("svc", "wrong", 101), SecretCheck::NeedsArgon2);
         assert_eq!(c.check_remembered("svc", "right", 100 + VERIFIED_TTL), SecretCheck::NeedsArgon2, "expires");
+        c.remember("nobody", "x", 100);
+        assert_eq!(c.check_remembered("nobody", "x", 101), SecretCheck::NeedsArgon2);
     }
 
     #[test]
-    fn unknown_clients_never_verify() {
+    fn unknown_client_path_costs_the_same_as_configured_hashes() {
         let c = clients();
-        assert!(!c.verify_slow("nobody", "right", 0));
-        assert!(!c.verify_slow("nobody", "", 0));
+        let (own, known) = c.hash_for("svc");
+        let (decoy, unknown_known) = c.hash_for("nobody");
+        assert!(known && !unknown_known);
+        assert_eq!(own.cost(), decoy.cost());
     }
 }

@@ -4,92 +4,88 @@
 //! The proof's `htu` is checked against the token endpoint published in
 //! discovery (`issuer` + `/token`), never a URL rebuilt from the request's
 //! `Host`; `htm` must be `POST`, and there is no `ath` (no access token
-//! yet). The check itself is [`jwks_verifier::dpop::verify_proof`]; the
-//! proofs' `jti`s go to their own [`ReplayCache`].
+//! yet). The check itself is [`jwks_verifier::dpop::verify_proof`]. The
+//! proof's `jti` is only looked up here; it is claimed with the request's
+//! other single-use ids once every rule has passed ([`super::replay`]).
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::{
+    sync::Mutex,
+    time::{Duration, UNIX_EPOCH},
+};
 
-use actix_web::HttpRequest;
 use jwks_verifier::dpop::{self, ProofError, Replay as VerifierReplay, ReplayGuard, Request};
 
 use super::{
     OAuthError,
-    replay::{Replay, ReplayCache},
+    client::{ClientConfig, DpopMode},
+    error::printable,
+    replay::{PendingId, SingleUse},
 };
-use crate::{
-    config::{ClientConfig, DpopMode},
-    http::AppState,
-};
+use crate::clock::UnixTime;
 
 /// The algorithms a proof may use (`dpop_signing_alg_values_supported`).
-pub const ALGORITHMS: [jwks_jose::Algorithm; 2] = dpop::ALGORITHMS;
+pub(crate) const ALGORITHMS: [jwks_jose::Algorithm; 2] = dpop::ALGORITHMS;
 
-impl ReplayGuard for ReplayCache {
-    fn check_and_insert(&self, id: &str, until: u64, now: u64) -> Result<(), VerifierReplay> {
-        ReplayCache::check_and_insert(self, id, until, now).map_err(|e| match e {
-            Replay::Seen => VerifierReplay::Seen,
-            Replay::Full => VerifierReplay::Full,
-        })
-    }
+/// A guard that only looks: it refuses an id already claimed and notes the
+/// one the proof would use, to be claimed later.
+struct LookOnly<'a> {
+    guard: &'a SingleUse,
+    client: &'a str,
+    noted: Mutex<Option<PendingId>>,
 }
 
-/// The local replay cache, noting the id it accepted for the claim across
-/// replicas that follows a valid proof.
-struct Noting<'a> {
-    cache: &'a ReplayCache,
-    accepted: std::sync::Mutex<Option<(String, u64)>>,
-}
-
-impl ReplayGuard for Noting<'_> {
+impl ReplayGuard for LookOnly<'_> {
     fn check_and_insert(&self, id: &str, until: u64, now: u64) -> Result<(), VerifierReplay> {
-        ReplayGuard::check_and_insert(self.cache, id, until, now)?;
-        if let Ok(mut a) = self.accepted.lock() {
-            *a = Some((format!("dpop\0{id}"), until));
+        let pending = PendingId { kind: "dpop", id: id.to_owned(), until };
+        if self.guard.is_used(self.client, &pending, now) {
+            return Err(VerifierReplay::Seen);
+        }
+        if let Ok(mut n) = self.noted.lock() {
+            *n = Some(pending);
         }
         Ok(())
     }
 }
 
-/// The key thumbprint a new token is bound to: `Some(jkt)` for a request
-/// with a valid proof, `None` for one without a proof from a client that
-/// may go without. A proof that is present is always checked.
-pub(crate) async fn binding(
-    req: &HttpRequest,
+/// What a valid proof binds: the key thumbprint and the `jti` to claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Binding {
+    /// The RFC 7638 thumbprint of the proof key.
+    pub(crate) jkt: String,
+    /// The proof's id, claimed when the token is issued.
+    pub(crate) jti: PendingId,
+}
+
+/// The binding of a new token: `Some` for a request with a valid proof,
+/// `None` for one without a proof from a client that may go without. A
+/// proof that is present is always checked.
+pub(crate) fn binding(
+    proof: Option<&str>,
     client: &ClientConfig,
-    state: &AppState,
-) -> Result<Option<String>, OAuthError> {
-    let mut values = req.headers().get_all("dpop");
-    let proof = match (values.next(), values.next()) {
-        (None, _) => {
-            return match client.dpop {
-                DpopMode::Allowed => Ok(None),
-                DpopMode::Required => {
-                    tracing::info!(client_id = %client.id, "token request without the DPoP proof the client requires");
-                    Err(OAuthError::InvalidDpopProof("this client must send a DPoP proof (RFC 9449)".into()))
-                }
-            };
-        }
-        (Some(_), Some(_)) => return Err(OAuthError::InvalidDpopProof("send exactly one DPoP header".into())),
-        (Some(v), None) => {
-            v.to_str().map_err(|_| OAuthError::InvalidDpopProof("the DPoP header is not a compact JWS".into()))?
-        }
+    token_endpoint: &str,
+    iat_window: Duration,
+    guard: &SingleUse,
+    now: UnixTime,
+) -> Result<Option<Binding>, OAuthError> {
+    let Some(proof) = proof else {
+        return match client.dpop {
+            DpopMode::Allowed => Ok(None),
+            DpopMode::Required => {
+                tracing::info!(client_id = %client.id, "token request without the DPoP proof the client requires");
+                Err(OAuthError::InvalidDpopProof("this client must send a DPoP proof (RFC 9449)".into()))
+            }
+        };
     };
-    let url = state.config.token_endpoint();
-    let request = Request { method: "POST", url: &url, access_token: None };
-    let now = UNIX_EPOCH + Duration::from_secs(state.clock.now());
-    let guard = Noting { cache: &state.dpop_replay, accepted: std::sync::Mutex::new(None) };
-    let verified = dpop::verify_proof(proof, &request, now, state.config.dpop_iat_window, &guard);
-    let accepted = guard.accepted.lock().ok().and_then(|mut a| a.take());
+    let request = Request { method: "POST", url: token_endpoint, access_token: None };
+    let look = LookOnly { guard, client: &client.id, noted: Mutex::new(None) };
+    let verified = dpop::verify_proof(proof, &request, UNIX_EPOCH + Duration::from_secs(now), iat_window, &look);
     match verified {
         Ok(key) => {
-            if let Some((id, until)) = accepted {
-                let now = state.clock.now();
-                if super::replay::claim_across_replicas(&state.keyring, &id, until, now).await.is_err() {
-                    tracing::info!(client_id = %client.id, "DPoP proof replayed at another replica");
-                    return Err(OAuthError::InvalidDpopProof("the proof's `jti` was already used".into()));
-                }
-            }
-            Ok(Some(key.jkt))
+            let Some(jti) = look.noted.lock().ok().and_then(|mut n| n.take()) else {
+                tracing::error!(client_id = %client.id, "DPoP proof accepted without a single-use id");
+                return Err(OAuthError::Server);
+            };
+            Ok(Some(Binding { jkt: key.jkt, jti }))
         }
         Err(jwks_verifier::Error::InvalidDpopProof { reason: ProofError::ReplayCacheFull }) => {
             tracing::error!(client_id = %client.id, "DPoP replay cache full of live proofs");
@@ -97,13 +93,7 @@ pub(crate) async fn binding(
         }
         Err(e) => {
             tracing::info!(client_id = %client.id, reason = %e, "DPoP proof rejected");
-            Err(OAuthError::InvalidDpopProof(described(&e.to_string())))
+            Err(OAuthError::InvalidDpopProof(printable(&e.to_string(), 200)))
         }
     }
-}
-
-/// A description with only the characters RFC 6749 §5.2 allows in
-/// `error_description`, at most 200 of them.
-fn described(s: &str) -> String {
-    s.chars().take(200).map(|c| if matches!(c, ' '..='~') && c != '"' && c != '\\' { c } else { '?' }).collect()
 }

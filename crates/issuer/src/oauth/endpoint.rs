@@ -1,9 +1,9 @@
-//! `POST /token`: the client-credentials grant (RFC 6749 §4.4) issuing
-//! RFC 9068 JWT access tokens.
+//! `POST /token` on actix-web: reads the body, hands the request to the
+//! [`TokenService`], and renders its answer. Every rule is the service's.
 
 use actix_web::{
-    HttpRequest, HttpResponse,
-    http::header,
+    HttpRequest, HttpResponse, ResponseError,
+    http::{StatusCode, header},
     web::{self, Payload},
 };
 use futures_util::StreamExt;
@@ -11,14 +11,36 @@ use serde::Serialize;
 
 use super::{
     OAuthError,
-    clients::SecretCheck,
-    request::{self, BasicCredentials, TokenForm},
+    error::REALM,
+    peer::{self, Cidr},
+    request::{self, RawRequest},
+    service::TokenService,
 };
-use crate::{
-    config::{ClientConfig, is_scope_char},
-    http::AppState,
-    token,
-};
+use crate::clock::SharedClock;
+
+/// What the token handler needs besides the service: the clock, read once
+/// per request here, and the proxies whose forwarding headers count.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// The clock.
+    pub clock: SharedClock,
+    /// `[server] trusted_proxies`.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl Edge {
+    /// The client's address: the peer, or behind a trusted proxy the
+    /// nearest untrusted hop of its forwarding headers.
+    pub fn client_address(&self, req: &HttpRequest) -> Option<std::net::IpAddr> {
+        let peer = req.peer_addr().map(|a| a.ip());
+        if self.trusted_proxies.is_empty() {
+            return peer;
+        }
+        let values =
+            |name: &str| -> Vec<&str> { req.headers().get_all(name).filter_map(|v| v.to_str().ok()).collect() };
+        peer::client_address(peer, &values("forwarded"), &values("x-forwarded-for"), &self.trusted_proxies)
+    }
+}
 
 #[derive(Serialize)]
 struct TokenResponse<'a> {
@@ -59,240 +81,68 @@ async fn read_body_unbounded(req: &HttpRequest, mut payload: Payload) -> Result<
 }
 
 /// The handler of `POST /token`.
-pub async fn token(req: HttpRequest, payload: Payload, state: web::Data<AppState>) -> HttpResponse {
-    match issue(&req, payload, &state).await {
-        Ok(res) => res,
-        Err(e) => {
-            state.metrics.token_error(e.code());
-            actix_web::ResponseError::error_response(&e)
-        }
-    }
-}
-
-async fn issue(req: &HttpRequest, payload: Payload, state: &web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
+pub async fn token(
+    req: HttpRequest,
+    payload: Payload,
+    service: web::Data<TokenService>,
+    edge: web::Data<Edge>,
+) -> HttpResponse {
+    let now = edge.clock.now();
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if !request::is_form_content_type(content_type) {
-        return Err(OAuthError::InvalidRequest("Content-Type must be application/x-www-form-urlencoded".into()));
+        let e = OAuthError::InvalidRequest("Content-Type must be application/x-www-form-urlencoded".into());
+        service.refused(&e);
+        return e.error_response();
     }
-    let body = read_body(req, payload).await?;
-    let form = TokenForm::parse(&body)?;
-    let client = authenticate_throttled(req, &form, state).await?;
-    let jkt = super::dpop::binding(req, &client, state).await?;
-
-    match form.grant_type.as_deref() {
-        Some("client_credentials") => {}
-        Some(other) => {
-            return Err(OAuthError::UnsupportedGrantType(format!(
-                "grant type `{}` is not supported; use client_credentials",
-                printable(other)
-            )));
-        }
-        None => return Err(OAuthError::InvalidRequest("missing parameter `grant_type`".into())),
-    }
-    let scope = granted_scope(&client, form.scope.as_deref())?;
-    let aud = audience(&client, &form, &state.config.tokens.audience)?;
-
-    let snapshot = state.keyring.snapshot();
-    let Some(key) = snapshot.signer(client.algorithm) else {
-        tracing::error!(client_id = %client.id, alg = %client.algorithm, "no signing key for the algorithm");
-        return Err(OAuthError::Server);
-    };
-    let now = state.clock.now();
-    let ttl = client.ttl.as_secs();
-    let issuer = &state.config.issuer;
-    let access_token =
-        token::mint_bound(key, issuer, &client.id, aud, &scope, now, ttl, jkt.as_deref()).map_err(|e| {
-            tracing::error!(error = %e, kid = %key.meta.kid, "signing failed");
-            OAuthError::Server
-        })?;
-    state.metrics.token_issued(&client.id, key.meta.alg, &key.meta.kid);
-    // RFC 9449 §5: a bound token is of type DPoP.
-    let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
-    let body = TokenResponse { access_token: &access_token, token_type, expires_in: ttl, scope: &scope };
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(body))
-}
-
-/// At most 64 characters of a client-supplied value, for messages: only
-/// those RFC 6749 §5.2 allows in `error_description` (%x20-21 / %x23-5B /
-/// %x5D-7E), others shown as `?`.
-fn printable(s: &str) -> String {
-    s.chars().take(64).map(|c| if matches!(c, ' '..='~') && c != '"' && c != '\\' { c } else { '?' }).collect()
-}
-
-/// The client id a request claims, read without authenticating it: from
-/// the Basic header, the body, or the assertion's `iss`.
-fn claimed_client(req: &HttpRequest, form: &TokenForm) -> Option<String> {
-    if let Some(v) = req.headers().get(header::AUTHORIZATION) {
-        return request::parse_basic(v.as_bytes()).ok().map(|b| b.id);
-    }
-    form.client_id.clone().or_else(|| form.client_assertion.as_deref().and_then(super::assertion::unverified_issuer))
-}
-
-/// [`authenticate`] behind the brute-force limits: a request that meets an
-/// empty bucket is refused before any argon2 or signature work, and every
-/// `invalid_client` takes from the buckets.
-async fn authenticate_throttled(
-    req: &HttpRequest,
-    form: &TokenForm,
-    state: &web::Data<AppState>,
-) -> Result<std::sync::Arc<ClientConfig>, OAuthError> {
-    let addr = req.peer_addr().map(|a| a.ip());
-    let claimed = claimed_client(req, form);
-    let now = state.clock.now();
-    if let Err(retry_after) = state.throttle.check(claimed.as_deref(), addr, now) {
-        tracing::warn!(client_id = %printable(claimed.as_deref().unwrap_or("")), ?addr, "client authentication throttled");
-        return Err(OAuthError::Throttled { retry_after });
-    }
-    let result = authenticate(req, form, state).await;
-    if let Err(OAuthError::InvalidClient { .. }) = &result {
-        state.throttle.failed(claimed.as_deref(), addr, state.clock.now());
-    }
-    result
-}
-
-/// Client authentication: `client_secret_basic` or `client_secret_post`,
-/// never both (RFC 6749 §2.3).
-async fn authenticate(
-    req: &HttpRequest,
-    form: &TokenForm,
-    state: &web::Data<AppState>,
-) -> Result<std::sync::Arc<ClientConfig>, OAuthError> {
-    if form.client_assertion_type.is_some() || form.client_assertion.is_some() {
-        return authenticate_assertion(req, form, state).await;
-    }
-    let basic = match req.headers().get(header::AUTHORIZATION) {
-        Some(v) => Some(request::parse_basic(v.as_bytes())?),
-        None => None,
-    };
-    let BasicCredentials { id, secret } = match (basic, &form.client_secret) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::InvalidRequest(
-                "use one client authentication method: Basic or client_secret in the body, not both".into(),
-            ));
-        }
-        (Some(b), None) => {
-            if form.client_id.as_deref().is_some_and(|id| id != b.id) {
-                return Err(OAuthError::InvalidRequest(
-                    "client_id in the body differs from the Basic credentials".into(),
-                ));
-            }
-            b
-        }
-        (None, Some(secret)) => {
-            let Some(id) = form.client_id.clone() else {
-                return Err(OAuthError::InvalidRequest("client_secret without client_id".into()));
-            };
-            BasicCredentials { id, secret: secret.clone() }
-        }
-        (None, None) => {
-            return Err(OAuthError::InvalidClient {
-                description: "client authentication required (client_secret_basic or client_secret_post)".into(),
-            });
+    let body = match read_body(&req, payload).await {
+        Ok(b) => b,
+        Err(e) => {
+            service.refused(&e);
+            return e.error_response();
         }
     };
-    let fail = || OAuthError::InvalidClient { description: "client authentication failed".into() };
-    if id.len() > 256 || secret.len() > 1024 {
-        return Err(fail());
-    }
-    let now = state.clock.now();
-    let ok = match state.clients.check_remembered(&id, &secret, now) {
-        SecretCheck::Remembered => true,
-        SecretCheck::NeedsArgon2 => {
-            let st = state.clone();
-            let (id, secret) = (id.clone(), secret);
-            web::block(move || st.clients.verify_slow(&id, &secret, now)).await.unwrap_or(false)
-        }
+    let authorization: Vec<&[u8]> = req.headers().get_all(header::AUTHORIZATION).map(|v| v.as_bytes()).collect();
+    let dpop: Vec<&[u8]> = req.headers().get_all("dpop").map(|v| v.as_bytes()).collect();
+    let raw = RawRequest {
+        content_type,
+        body: &body,
+        authorization: &authorization,
+        dpop: &dpop,
+        peer: edge.client_address(&req),
+        now,
     };
-    match state.clients.get(&id) {
-        Some(c) if ok => Ok(c.clone()),
-        _ => {
-            tracing::info!(client_id = %printable(&id), "client authentication failed");
-            Err(fail())
-        }
+    match service.handle(&raw).await {
+        Ok(issued) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .json(TokenResponse {
+                access_token: &issued.access_token,
+                token_type: issued.token_type,
+                expires_in: issued.expires_in,
+                scope: &issued.scope,
+            }),
+        Err(e) => e.error_response(),
     }
 }
 
-/// `private_key_jwt` (RFC 7523 §2.2): the assertion alone authenticates;
-/// `client_id` in the body is optional and must equal its `iss`.
-async fn authenticate_assertion(
-    req: &HttpRequest,
-    form: &TokenForm,
-    state: &web::Data<AppState>,
-) -> Result<std::sync::Arc<ClientConfig>, OAuthError> {
-    use super::assertion::{JWT_BEARER, unverified_issuer};
-    if req.headers().contains_key(header::AUTHORIZATION) || form.client_secret.is_some() {
-        return Err(OAuthError::InvalidRequest(
-            "use one client authentication method: a client assertion, Basic or client_secret, not several".into(),
-        ));
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST)
     }
-    let fail = |d: String| OAuthError::InvalidClient { description: d };
-    if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
-        return Err(fail(format!("client_assertion_type must be {JWT_BEARER}")));
-    }
-    let Some(assertion) = form.client_assertion.as_deref() else {
-        return Err(fail("missing client_assertion".into()));
-    };
-    let Some(iss) = unverified_issuer(assertion) else {
-        return Err(fail("client assertion is not a JWT with an `iss` claim".into()));
-    };
-    if form.client_id.as_deref().is_some_and(|id| id != iss) {
-        return Err(fail("client_id differs from the assertion's `iss`".into()));
-    }
-    let (Some(client), Some(verifier)) = (state.clients.get(&iss), state.assertions.get(&iss)) else {
-        tracing::info!(client_id = %printable(&iss), "client assertion from an unknown or secret-based client");
-        return Err(fail("client authentication failed".into()));
-    };
-    let (id, until) = verifier.verify(assertion, &state.assertions.replay).await.map_err(|d| {
-        tracing::info!(client_id = %client.id, reason = %d, "client assertion rejected");
-        fail(d)
-    })?;
-    if super::replay::claim_across_replicas(&state.keyring, &id, until, state.clock.now()).await.is_err() {
-        tracing::info!(client_id = %client.id, "client assertion replayed at another replica");
-        return Err(fail("client assertion rejected: `jti` was already used".into()));
-    }
-    Ok(client.clone())
-}
 
-/// The granted scope: the requested one if every token is the client's;
-/// all of the client's scopes when none is requested (RFC 6749 §3.3).
-fn granted_scope(client: &ClientConfig, requested: Option<&str>) -> Result<String, OAuthError> {
-    let Some(requested) = requested else { return Ok(client.scopes.join(" ")) };
-    if requested.len() > 4096 {
-        return Err(OAuthError::InvalidScope("scope is longer than 4096 characters".into()));
-    }
-    let mut granted: Vec<&str> = Vec::new();
-    for s in requested.split(' ').filter(|s| !s.is_empty()) {
-        if !s.bytes().all(is_scope_char) {
-            return Err(OAuthError::InvalidScope("scope contains characters outside RFC 6749 section 3.3".into()));
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
+        if self.challenges() {
+            res.insert_header((header::WWW_AUTHENTICATE, format!("Basic realm=\"{REALM}\"")));
         }
-        if !client.scopes.iter().any(|c| c == s) {
-            return Err(OAuthError::InvalidScope(format!("scope `{}` is not allowed for this client", printable(s))));
+        if let Some(secs) = self.retry_after() {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        if !granted.contains(&s) {
-            granted.push(s);
+        if self.closes_connection() {
+            res.force_close();
         }
-    }
-    Ok(granted.join(" "))
-}
-
-/// The `aud`: the requested `resource` (RFC 8707) or `audience` if it is one
-/// of the client's; else the client's first audience or the default.
-fn audience<'a>(client: &'a ClientConfig, form: &'a TokenForm, default: &'a str) -> Result<&'a str, OAuthError> {
-    let requested = match (form.resource.as_deref(), form.audience.as_deref()) {
-        (Some(r), Some(a)) if r != a => {
-            return Err(OAuthError::InvalidTarget("resource and audience name different targets".into()));
-        }
-        (Some(r), _) => Some(r),
-        (None, a) => a,
-    };
-    let allowed: &[String] = &client.audiences;
-    match requested {
-        None => Ok(allowed.first().map_or(default, String::as_str)),
-        Some(r) if allowed.iter().any(|a| a == r) || (allowed.is_empty() && r == default) => Ok(r),
-        Some(r) => Err(OAuthError::InvalidTarget(format!("target `{}` is not allowed for this client", printable(r)))),
+        res.json(serde_json::json!({"error": self.code(), "error_description": self.description()}))
     }
 }
 

@@ -1,9 +1,6 @@
-//! Token endpoint errors (RFC 6749 §5.2) and their one mapping to HTTP.
-
-use actix_web::{
-    HttpResponse, ResponseError,
-    http::{StatusCode, header},
-};
+//! Token endpoint errors (RFC 6749 §5.2): the wire code, the description,
+//! the HTTP status and the headers each answer carries. The mapping is
+//! data here, free of the HTTP framework; `endpoint` renders it.
 
 /// An error answer of the token endpoint. `Display` is the RFC 6749 §5.2
 /// error code; the description is sent as `error_description`.
@@ -42,9 +39,21 @@ pub enum OAuthError {
     /// with `invalid_request`, and the connection is closed.
     #[error("invalid_request")]
     BodyTimeout(u64),
-    /// Too many failed authentications; answered 429 with `Retry-After`.
-    #[error("slow_down")]
+    /// Too many failed authentications, or too many authentications in
+    /// progress from one address: 429 with `Retry-After`, and the RFC 6749
+    /// §5.2 code `invalid_request` (§5.2 has no code of its own for it;
+    /// `slow_down` is RFC 8628's, for the device flow).
+    #[error("invalid_request")]
     Throttled {
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+        /// Why.
+        reason: ThrottleReason,
+    },
+    /// Every secret-checking worker is busy and the wait for one ran out:
+    /// 503 with `Retry-After` and `temporarily_unavailable`.
+    #[error("temporarily_unavailable")]
+    Busy {
         /// Seconds until a retry may succeed.
         retry_after: u64,
     },
@@ -54,70 +63,121 @@ pub enum OAuthError {
     Server,
 }
 
+/// Why a request was throttled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleReason {
+    /// The failed-authentication budget is spent.
+    Failures,
+    /// The address already has as many secret checks in progress as allowed.
+    InProgress,
+    /// The client already has as many live single-use ids as allowed.
+    SingleUseIds,
+}
+
 impl OAuthError {
-    /// The RFC 6749 §5.2 code.
+    /// The error code on the wire (RFC 6749 §5.2 and RFC 9449 §5).
     pub fn code(&self) -> &'static str {
         match self {
-            OAuthError::InvalidRequest(_) | OAuthError::TooLarge(_) | OAuthError::BodyTimeout(_) => "invalid_request",
+            OAuthError::InvalidRequest(_)
+            | OAuthError::TooLarge(_)
+            | OAuthError::BodyTimeout(_)
+            | OAuthError::Throttled { .. } => "invalid_request",
             OAuthError::InvalidClient { .. } => "invalid_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
-            OAuthError::Throttled { .. } => "slow_down",
+            OAuthError::Busy { .. } => "temporarily_unavailable",
             OAuthError::Server => "server_error",
         }
     }
 
-    fn description(&self) -> String {
-        match self {
+    /// The `error_description`: only the characters RFC 6749 §5.2 allows.
+    pub fn description(&self) -> String {
+        let text = match self {
             OAuthError::InvalidRequest(d)
             | OAuthError::UnsupportedGrantType(d)
             | OAuthError::InvalidScope(d)
             | OAuthError::InvalidTarget(d)
             | OAuthError::InvalidDpopProof(d)
-            | OAuthError::InvalidClient { description: d, .. } => d.clone(),
+            | OAuthError::InvalidClient { description: d } => d.clone(),
             OAuthError::TooLarge(max) => format!("request body larger than {max} bytes"),
             OAuthError::BodyTimeout(secs) => format!("request body not received within {secs} s"),
-            OAuthError::Throttled { retry_after } => {
+            OAuthError::Throttled { retry_after, reason: ThrottleReason::Failures } => {
                 format!("too many failed authentications; retry after {retry_after} s")
             }
+            OAuthError::Throttled { retry_after, reason: ThrottleReason::InProgress } => {
+                format!("too many authentications in progress from this address; retry after {retry_after} s")
+            }
+            OAuthError::Throttled { retry_after, reason: ThrottleReason::SingleUseIds } => {
+                format!("too many assertions or proofs in flight for this client; retry after {retry_after} s")
+            }
+            OAuthError::Busy { retry_after } => format!("the server is busy; retry after {retry_after} s"),
             OAuthError::Server => "the server could not complete the request".into(),
+        };
+        printable(&text, 300)
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> u16 {
+        match self {
+            OAuthError::InvalidClient { .. } => 401,
+            OAuthError::TooLarge(_) => 413,
+            OAuthError::BodyTimeout(_) => 408,
+            OAuthError::Throttled { .. } => 429,
+            OAuthError::Busy { .. } => 503,
+            OAuthError::Server => 500,
+            _ => 400,
         }
+    }
+
+    /// The `Retry-After` seconds of a 429 or 503.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            OAuthError::Throttled { retry_after, .. } | OAuthError::Busy { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// Whether the answer carries a `WWW-Authenticate: Basic` challenge.
+    pub fn challenges(&self) -> bool {
+        matches!(self, OAuthError::InvalidClient { .. })
+    }
+
+    /// Whether the connection must be closed after the answer (the rest of
+    /// a slow body would be read as the next request).
+    pub fn closes_connection(&self) -> bool {
+        matches!(self, OAuthError::BodyTimeout(_))
     }
 }
 
 /// The realm of the `WWW-Authenticate: Basic` challenge.
 pub const REALM: &str = "jwks-issuer";
 
-impl ResponseError for OAuthError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
-            OAuthError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            OAuthError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            OAuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            OAuthError::Server => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        }
+/// At most `max` characters of `s`, keeping only those RFC 6749 §5.2
+/// allows in `error_description` (%x20-21 / %x23-5B / %x5D-7E); others
+/// are shown as `?`.
+pub fn printable(s: &str, max: usize) -> String {
+    s.chars().take(max).map(|c| if matches!(c, ' '..='~') && c != '"' && c != '\\' { c } else { '?' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_hold_only_rfc6749_5_2_characters() {
+        let e = OAuthError::InvalidScope("scope `\"é\\\n` is bad".into());
+        let d = e.description();
+        assert!(d.bytes().all(|b| matches!(b, 0x20 | 0x21 | 0x23..=0x5B | 0x5D..=0x7E)), "{d}");
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status_code());
-        res.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
-        match self {
-            OAuthError::InvalidClient { .. } => {
-                res.insert_header((header::WWW_AUTHENTICATE, format!("Basic realm=\"{REALM}\"")));
-            }
-            OAuthError::Throttled { retry_after } => {
-                res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
-            }
-            // The rest of a slow body would be read as the next request.
-            OAuthError::BodyTimeout(_) => {
-                res.force_close();
-            }
-            _ => {}
-        }
-        res.json(serde_json::json!({"error": self.code(), "error_description": self.description()}))
+    #[test]
+    fn throttling_is_429_invalid_request_with_retry_after() {
+        let e = OAuthError::Throttled { retry_after: 3, reason: ThrottleReason::Failures };
+        assert_eq!((e.status(), e.code(), e.retry_after()), (429, "invalid_request", Some(3)));
+        assert!(e.description().contains("retry after 3 s"));
+        let b = OAuthError::Busy { retry_after: 1 };
+        assert_eq!((b.status(), b.code(), b.retry_after()), (503, "temporarily_unavailable", Some(1)));
     }
 }

@@ -1,9 +1,17 @@
-//! Parsing the token request: the form body (RFC 6749 §3.2, §4.4.2) and
-//! the Basic authorization header (RFC 6749 §2.3.1).
+//! Parsing the token request, and every check that needs nothing but the
+//! request: the form body (RFC 6749 §3.2, §4.4.2), `grant_type`, the
+//! syntax of `scope` and of the target, the Basic authorization header
+//! (RFC 6749 §2.3.1), which authentication method is used, and the shape
+//! of the `DPoP` header. All of it runs before any argon2, signature or
+//! single-use-id work, so a request refused for its shape costs little and
+//! consumes nothing.
+
+use std::net::IpAddr;
 
 use base64::Engine;
 
-use super::OAuthError;
+use super::{OAuthError, client::is_scope_char, error::printable};
+use crate::clock::UnixTime;
 
 /// The largest token request body accepted.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -134,6 +142,217 @@ fn form_decode(s: &[u8]) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The longest `scope` accepted.
+pub const MAX_SCOPE: usize = 4096;
+/// The longest `resource` or `audience` accepted.
+pub const MAX_TARGET: usize = 2048;
+/// The `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The request as the HTTP layer hands it over: headers and body as they
+/// arrived, the client's address, and the time, read once at the edge.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRequest<'a> {
+    /// `Content-Type`.
+    pub content_type: Option<&'a str>,
+    /// The body.
+    pub body: &'a [u8],
+    /// Every `Authorization` header value.
+    pub authorization: &'a [&'a [u8]],
+    /// Every `DPoP` header value.
+    pub dpop: &'a [&'a [u8]],
+    /// The client's address (after `[server] trusted_proxies`).
+    pub peer: Option<IpAddr>,
+    /// Now.
+    pub now: UnixTime,
+}
+
+/// How the client authenticates, read once from the header and the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret(BasicCredentials),
+    /// `private_key_jwt`: the assertion and its unverified `iss`, which
+    /// picks the client whose keys verify it.
+    Assertion {
+        /// The compact JWT.
+        assertion: String,
+        /// Its `iss`, not yet verified.
+        iss: String,
+    },
+    /// None at all.
+    None,
+}
+
+impl Credentials {
+    /// The client id the request claims, before it is authenticated.
+    pub fn claimed_id(&self) -> Option<&str> {
+        match self {
+            Credentials::Secret(b) => Some(&b.id),
+            Credentials::Assertion { iss, .. } => Some(iss),
+            Credentials::None => None,
+        }
+    }
+}
+
+/// A token request that passed every check of its shape.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    /// The form.
+    pub form: TokenForm,
+    /// The credentials.
+    pub credentials: Credentials,
+    /// The one `DPoP` proof, if sent.
+    pub dpop: Option<String>,
+    /// The client's address.
+    pub peer: Option<IpAddr>,
+    /// Now.
+    pub now: UnixTime,
+}
+
+impl TokenRequest {
+    /// Checks everything that needs only the request, cheapest first.
+    pub fn parse(raw: &RawRequest<'_>) -> Result<Self, OAuthError> {
+        if !is_form_content_type(raw.content_type) {
+            return Err(OAuthError::InvalidRequest("Content-Type must be application/x-www-form-urlencoded".into()));
+        }
+        let form = TokenForm::parse(raw.body)?;
+        match form.grant_type.as_deref() {
+            Some("client_credentials") => {}
+            Some(other) => {
+                return Err(OAuthError::UnsupportedGrantType(format!(
+                    "grant type `{}` is not supported; use client_credentials",
+                    printable(other, 64)
+                )));
+            }
+            None => return Err(OAuthError::InvalidRequest("missing parameter `grant_type`".into())),
+        }
+        if let Some(scope) = form.scope.as_deref() {
+            check_scope_syntax(scope)?;
+        }
+        check_target_syntax(&form)?;
+        let dpop = match raw.dpop {
+            [] => None,
+            [one] => Some(
+                std::str::from_utf8(one)
+                    .ok()
+                    .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()))
+                    .ok_or_else(|| OAuthError::InvalidDpopProof("the DPoP header is not a compact JWS".into()))?
+                    .to_owned(),
+            ),
+            _ => return Err(OAuthError::InvalidDpopProof("send exactly one DPoP header".into())),
+        };
+        let credentials = credentials(raw.authorization, &form)?;
+        Ok(TokenRequest { form, credentials, dpop, peer: raw.peer, now: raw.now })
+    }
+
+    /// The target the request names (`resource`, or `audience`), if any.
+    pub fn target(&self) -> Option<&str> {
+        self.form.resource.as_deref().or(self.form.audience.as_deref())
+    }
+}
+
+/// RFC 6749 §3.3: space-delimited scope tokens.
+fn check_scope_syntax(scope: &str) -> Result<(), OAuthError> {
+    if scope.len() > MAX_SCOPE {
+        return Err(OAuthError::InvalidScope(format!("scope is longer than {MAX_SCOPE} characters")));
+    }
+    if !scope.split(' ').all(|s| s.bytes().all(is_scope_char)) {
+        return Err(OAuthError::InvalidScope("scope contains characters outside RFC 6749 section 3.3".into()));
+    }
+    Ok(())
+}
+
+/// RFC 8707 §2: `resource` is an absolute URI without a fragment;
+/// `audience` is printable; when both are sent they name one target.
+fn check_target_syntax(form: &TokenForm) -> Result<(), OAuthError> {
+    for (name, v) in [("resource", &form.resource), ("audience", &form.audience)] {
+        let Some(v) = v.as_deref() else { continue };
+        if v.len() > MAX_TARGET || v.chars().any(char::is_control) {
+            return Err(OAuthError::InvalidTarget(format!(
+                "`{name}` must be at most {MAX_TARGET} printable characters"
+            )));
+        }
+    }
+    if let Some(r) = form.resource.as_deref() {
+        let ok = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()) && !r.contains('#');
+        if !ok {
+            return Err(OAuthError::InvalidTarget(
+                "`resource` must be an absolute URI without a fragment (RFC 8707)".into(),
+            ));
+        }
+    }
+    if let (Some(r), Some(a)) = (form.resource.as_deref(), form.audience.as_deref())
+        && r != a
+    {
+        return Err(OAuthError::InvalidTarget("resource and audience name different targets".into()));
+    }
+    Ok(())
+}
+
+/// Which method authenticates the client: one of them, never several
+/// (RFC 6749 §2.3).
+fn credentials(authorization: &[&[u8]], form: &TokenForm) -> Result<Credentials, OAuthError> {
+    let several = || {
+        OAuthError::InvalidRequest(
+            "use one client authentication method: a client assertion, Basic or client_secret, not several".into(),
+        )
+    };
+    let header = match authorization {
+        [] => None,
+        [one] => Some(*one),
+        _ => return Err(OAuthError::InvalidRequest("send at most one Authorization header".into())),
+    };
+    if form.client_assertion_type.is_some() || form.client_assertion.is_some() {
+        if header.is_some() || form.client_secret.is_some() {
+            return Err(several());
+        }
+        let fail = |d: &str| OAuthError::InvalidClient { description: d.into() };
+        if form.client_assertion_type.as_deref() != Some(JWT_BEARER) {
+            return Err(fail("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
+        }
+        let Some(assertion) = form.client_assertion.clone() else { return Err(fail("missing client_assertion")) };
+        let Some(iss) = unverified_issuer(&assertion) else {
+            return Err(fail("client assertion is not a JWT with an `iss` claim"));
+        };
+        if form.client_id.as_deref().is_some_and(|id| id != iss) {
+            return Err(fail("client_id differs from the assertion's `iss`"));
+        }
+        return Ok(Credentials::Assertion { assertion, iss });
+    }
+    let basic = header.map(parse_basic).transpose()?;
+    match (basic, &form.client_secret) {
+        (Some(_), Some(_)) => Err(OAuthError::InvalidRequest(
+            "use one client authentication method: Basic or client_secret in the body, not both".into(),
+        )),
+        (Some(b), None) => {
+            if form.client_id.as_deref().is_some_and(|id| id != b.id) {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id in the body differs from the Basic credentials".into(),
+                ));
+            }
+            Ok(Credentials::Secret(b))
+        }
+        (None, Some(secret)) => {
+            let Some(id) = form.client_id.clone() else {
+                return Err(OAuthError::InvalidRequest("client_secret without client_id".into()));
+            };
+            Ok(Credentials::Secret(BasicCredentials { id, secret: secret.clone() }))
+        }
+        (None, None) => Ok(Credentials::None),
+    }
+}
+
+/// The `iss` of an assertion, read without verification.
+pub fn unverified_issuer(assertion: &str) -> Option<String> {
+    let parts = jwks_jose::compact::split(assertion, jwks_verifier::MAX_TOKEN_LEN).ok()?;
+    #[derive(serde::Deserialize)]
+    struct Iss {
+        iss: String,
+    }
+    serde_json::from_slice::<Iss>(&parts.payload).ok().map(|c| c.iss)
 }
 
 #[cfg(test)]

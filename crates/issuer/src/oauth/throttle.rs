@@ -1,29 +1,38 @@
 //! Brute-force limits on client authentication: token buckets keyed by
-//! (client id, source address) and by source address alone. Only failed
-//! authentications take from them; a request meeting an empty bucket is
-//! answered 429 with `Retry-After` before any argon2 work is done.
+//! (client id, source) and by source alone, where a source is an address
+//! or an IPv6 prefix ([`super::peer::limit_key`]).
 //!
-//! A correct client is never locked out by failures from other addresses:
-//! its (client, address) bucket is its own.
+//! A request that will do secret or signature work takes one token from
+//! each bucket *before* the work, in one step under one lock, so that
+//! simultaneous guesses cannot all pass a check made before any of them is
+//! charged; a request that then authenticates gets its tokens back. A
+//! request whose credentials are already remembered as correct costs no
+//! argon2 work and passes the buckets untouched, so guesses from a shared
+//! address cannot lock the real client out.
 
 use std::{collections::HashMap, net::IpAddr, sync::Mutex, time::Duration};
 
 use crate::clock::UnixTime;
 
-/// At most this many buckets are kept; refilled ones are dropped first.
+/// At most this many buckets of each kind are kept; refilled ones are
+/// dropped first.
 pub const MAX_BUCKETS: usize = 100_000;
 
 /// `[throttle]` settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThrottleConfig {
-    /// Failures allowed at once per (client, address); 0 turns throttling off.
+    /// Failures allowed at once per (client, source); 0 turns throttling
+    /// off. Default 20.
     pub burst: u32,
-    /// One failure is forgiven per this interval, per (client, address).
+    /// One failure is forgiven per this interval, per (client, source).
+    /// Default 3s.
     pub refill_every: Duration,
-    /// Failures allowed at once per address.
+    /// Failures allowed at once per source. Default 100.
     pub address_burst: u32,
-    /// One failure is forgiven per this interval, per address.
+    /// One failure is forgiven per this interval, per source. Default 1s.
     pub address_refill_every: Duration,
+    /// IPv6 sources are counted per prefix of this many bits. Default 64.
+    pub ipv6_prefix: u8,
 }
 
 impl Default for ThrottleConfig {
@@ -33,6 +42,7 @@ impl Default for ThrottleConfig {
             refill_every: Duration::from_secs(3),
             address_burst: 100,
             address_refill_every: Duration::from_secs(1),
+            ipv6_prefix: 64,
         }
     }
 }
@@ -50,15 +60,30 @@ impl Bucket {
     }
 }
 
+#[derive(Debug, Default)]
+struct Buckets {
+    pairs: HashMap<(String, Option<IpAddr>), Bucket>,
+    sources: HashMap<Option<IpAddr>, Bucket>,
+}
+
 /// The buckets.
 #[derive(Debug, Default)]
 pub struct Throttle {
     config: ThrottleConfig,
-    pairs: Mutex<HashMap<(String, Option<IpAddr>), Bucket>>,
-    addresses: Mutex<HashMap<Option<IpAddr>, Bucket>>,
+    buckets: Mutex<Buckets>,
 }
 
-/// Seconds until `bucket` holds one token again.
+/// The tokens one request took; give them back with [`Throttle::refund`]
+/// when it authenticates.
+#[derive(Debug)]
+#[must_use = "refund the charge when the client authenticates"]
+pub struct Charge {
+    client: Option<String>,
+    source: Option<IpAddr>,
+    taken: bool,
+}
+
+/// Seconds until a bucket at `level` holds one token again.
 fn retry_after(level: f64, refill: Duration) -> u64 {
     ((1.0 - level).max(0.0) * refill.as_secs_f64()).ceil().max(1.0) as u64
 }
@@ -69,55 +94,74 @@ impl Throttle {
         Throttle { config, ..Throttle::default() }
     }
 
-    fn enabled(&self) -> bool {
-        self.config.burst > 0
+    /// The settings.
+    pub fn config(&self) -> &ThrottleConfig {
+        &self.config
     }
 
-    /// `Err(seconds)` when a failure now would find an empty bucket for
-    /// `client` from `addr`, or for `addr` alone.
-    pub fn check(&self, client: Option<&str>, addr: Option<IpAddr>, now: UnixTime) -> Result<(), u64> {
-        if !self.enabled() {
-            return Ok(());
+    /// Takes one token for `client` from `source` (a limit key) and one for
+    /// `source` alone, or answers `Err(seconds)` when either bucket is
+    /// empty, taking nothing.
+    pub fn admit(&self, client: Option<&str>, source: Option<IpAddr>, now: UnixTime) -> Result<Charge, u64> {
+        let none = Charge { client: None, source, taken: false };
+        if self.config.burst == 0 {
+            return Ok(none);
         }
         let c = &self.config;
-        let address_level = self
-            .addresses
-            .lock()
-            .ok()
-            .and_then(|map| map.get(&addr).map(|b| b.level(now, c.address_burst, c.address_refill_every)));
-        if let Some(level) = address_level.filter(|l| *l < 1.0) {
-            return Err(retry_after(level, c.address_refill_every));
+        let client: Option<String> = client.map(|s| s.chars().take(256).collect());
+        let Ok(mut b) = self.buckets.lock() else { return Ok(none) };
+        let source_level = b
+            .sources
+            .get(&source)
+            .map_or(f64::from(c.address_burst), |x| x.level(now, c.address_burst, c.address_refill_every));
+        if source_level < 1.0 {
+            return Err(retry_after(source_level, c.address_refill_every));
         }
-        let pair_level = client.and_then(|client| {
-            let map = self.pairs.lock().ok()?;
-            map.get(&(client.to_string(), addr)).map(|b| b.level(now, c.burst, c.refill_every))
-        });
-        if let Some(level) = pair_level.filter(|l| *l < 1.0) {
-            return Err(retry_after(level, c.refill_every));
+        let pair_key = client.clone().map(|id| (id, source));
+        let pair_level = pair_key
+            .as_ref()
+            .and_then(|k| b.pairs.get(k))
+            .map_or(f64::from(c.burst), |x| x.level(now, c.burst, c.refill_every));
+        if pair_level < 1.0 {
+            return Err(retry_after(pair_level, c.refill_every));
         }
-        Ok(())
+        set(&mut b.sources, source, source_level - 1.0, now, c.address_burst, c.address_refill_every);
+        if let Some(k) = pair_key {
+            set(&mut b.pairs, k, pair_level - 1.0, now, c.burst, c.refill_every);
+        }
+        Ok(Charge { client, source, taken: true })
     }
 
-    /// Records a failed authentication of `client` from `addr`.
-    pub fn failed(&self, client: Option<&str>, addr: Option<IpAddr>, now: UnixTime) {
-        if !self.enabled() {
+    /// Gives back what `charge` took: the request authenticated.
+    pub fn refund(&self, charge: Charge, now: UnixTime) {
+        if !charge.taken {
             return;
         }
-        let c = self.config;
-        if let Ok(mut map) = self.addresses.lock() {
-            take(&mut map, addr, now, c.address_burst, c.address_refill_every);
+        let c = &self.config;
+        let Ok(mut b) = self.buckets.lock() else { return };
+        if let Some(x) = b.sources.get_mut(&charge.source) {
+            x.tokens = (x.level(now, c.address_burst, c.address_refill_every) + 1.0).min(f64::from(c.address_burst));
+            x.at = now;
         }
-        if let (Some(client), Ok(mut map)) = (client, self.pairs.lock()) {
-            take(&mut map, (client.chars().take(256).collect(), addr), now, c.burst, c.refill_every);
+        if let Some(x) = charge.client.and_then(|id| b.pairs.get_mut(&(id, charge.source))) {
+            x.tokens = (x.level(now, c.burst, c.refill_every) + 1.0).min(f64::from(c.burst));
+            x.at = now;
         }
     }
 }
 
-fn take<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Bucket>, key: K, now: UnixTime, burst: u32, refill: Duration) {
+fn set<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Bucket>,
+    key: K,
+    tokens: f64,
+    now: UnixTime,
+    burst: u32,
+    refill: Duration,
+) {
     if map.len() >= MAX_BUCKETS && !map.contains_key(&key) {
         map.retain(|_, b| b.level(now, burst, refill) < f64::from(burst));
         if map.len() >= MAX_BUCKETS {
-            // Under a flood from more addresses than we track, forget the
+            // Under a flood from more sources than we track, forget the
             // oldest half rather than grow without bound.
             let mut ats: Vec<UnixTime> = map.values().map(|b| b.at).collect();
             ats.sort_unstable();
@@ -125,8 +169,7 @@ fn take<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Bucket>, key: K, now: Unix
             map.retain(|_, b| b.at > cut);
         }
     }
-    let level = map.get(&key).map_or(f64::from(burst), |b| b.level(now, burst, refill));
-    map.insert(key, Bucket { tokens: (level - 1.0).max(0.0), at: now });
+    map.insert(key, Bucket { tokens: tokens.max(0.0), at: now });
 }
 
 #[cfg(test)]
@@ -141,33 +184,50 @@ mod tests {
     fn failures_past_the_burst_are_throttled_until_refilled() {
         let t = Throttle::new(ThrottleConfig { burst: 3, ..ThrottleConfig::default() });
         for _ in 0..3 {
-            assert_eq!(t.check(Some("c"), addr(1), 100), Ok(()));
-            t.failed(Some("c"), addr(1), 100);
+            let _kept = t.admit(Some("c"), addr(1), 100).unwrap();
         }
-        assert_eq!(t.check(Some("c"), addr(1), 100), Err(3));
-        assert_eq!(t.check(Some("c"), addr(1), 102), Err(1));
-        assert_eq!(t.check(Some("c"), addr(1), 103), Ok(()), "one failure forgiven per refill_every");
+        assert_eq!(t.admit(Some("c"), addr(1), 100).map(|_| ()), Err(3));
+        assert_eq!(t.admit(Some("c"), addr(1), 102).map(|_| ()), Err(1));
+        assert!(t.admit(Some("c"), addr(1), 103).is_ok(), "one failure forgiven per refill_every");
         // The same client from another address is not affected.
-        assert_eq!(t.check(Some("c"), addr(2), 100), Ok(()));
+        assert!(t.admit(Some("c"), addr(2), 100).is_ok());
     }
 
     #[test]
-    fn an_address_is_throttled_across_client_ids() {
+    fn simultaneous_guesses_are_charged_before_the_work() {
+        // Admissions made before any outcome is known still count: the
+        // burst is the number admitted, not the number checked.
+        let t = Throttle::new(ThrottleConfig { burst: 5, ..ThrottleConfig::default() });
+        let admitted: Vec<Charge> = (0..50).filter_map(|_| t.admit(Some("c"), addr(1), 10).ok()).collect();
+        assert_eq!(admitted.len(), 5);
+    }
+
+    #[test]
+    fn a_refund_gives_the_tokens_back() {
+        let t = Throttle::new(ThrottleConfig { burst: 2, ..ThrottleConfig::default() });
+        for _ in 0..10 {
+            let c = t.admit(Some("c"), addr(1), 10).unwrap();
+            t.refund(c, 10);
+        }
+        assert!(t.admit(Some("c"), addr(1), 10).is_ok());
+    }
+
+    #[test]
+    fn a_source_is_throttled_across_client_ids() {
         let t = Throttle::new(ThrottleConfig { address_burst: 5, ..ThrottleConfig::default() });
         for i in 0..5 {
-            t.failed(Some(&format!("random-{i}")), addr(9), 50);
+            let _kept = t.admit(Some(&format!("random-{i}")), addr(9), 50).unwrap();
         }
-        assert_eq!(t.check(Some("fresh"), addr(9), 50), Err(1));
-        assert_eq!(t.check(Some("fresh"), addr(8), 50), Ok(()));
-        assert_eq!(t.check(Some("fresh"), addr(9), 51), Ok(()));
+        assert_eq!(t.admit(Some("fresh"), addr(9), 50).map(|_| ()), Err(1));
+        assert!(t.admit(Some("fresh"), addr(8), 50).is_ok());
+        assert!(t.admit(Some("fresh"), addr(9), 51).is_ok());
     }
 
     #[test]
     fn burst_zero_turns_throttling_off() {
         let t = Throttle::new(ThrottleConfig { burst: 0, ..ThrottleConfig::default() });
         for _ in 0..1000 {
-            t.failed(Some("c"), addr(1), 0);
+            let _kept = t.admit(Some("c"), addr(1), 0).unwrap();
         }
-        assert_eq!(t.check(Some("c"), addr(1), 0), Ok(()));
     }
 }

@@ -19,9 +19,9 @@ use crate::support::{
     API_AUD, DEFAULT_AUD, Fixture, ISSUER, Reply, SECRET, basic, cc, config_text, secret_hash, shared_keyring,
 };
 
-const TOKEN_URL: &str = "https://issuer.example.test/token";
+pub(crate) const TOKEN_URL: &str = "https://issuer.example.test/token";
 
-fn es_key() -> SigningKey {
+pub(crate) fn es_key() -> SigningKey {
     SigningKey::from_pkcs8(Algorithm::ES256, &SigningKey::generate(Algorithm::ES256, 2048).unwrap()).unwrap()
 }
 
@@ -47,7 +47,7 @@ fn sign(key: &SigningKey, header: &Value, claims: &Value) -> String {
 }
 
 /// A proof by `key` for `htm` `htu` at `iat`, with `ath` for `token`.
-fn proof(key: &SigningKey, htm: &str, htu: &str, iat: u64, token: Option<&str>) -> String {
+pub(crate) fn proof(key: &SigningKey, htm: &str, htu: &str, iat: u64, token: Option<&str>) -> String {
     let mut c = json!({"jti": jti(), "htm": htm, "htu": htu, "iat": iat});
     if let Some(t) = token {
         c["ath"] = json!(jwks_verifier::dpop::ath(t));

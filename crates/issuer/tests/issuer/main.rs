@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod discovery;
 mod dpop;
+mod hardening;
 mod jwks;
 mod postgres;
 mod private_key_jwt;

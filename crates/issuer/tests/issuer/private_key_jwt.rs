@@ -19,11 +19,16 @@ fn key(alg: Algorithm) -> SigningKey {
 }
 
 fn fixture() -> Client {
+    fixture_with("")
+}
+
+fn fixture_with(tokens: &str) -> Client {
     let es = key(Algorithm::ES256);
     let rs = key(Algorithm::RS256);
     let set = JwkSet { keys: vec![es.public_jwk(), rs.public_jwk()] };
     let jwks = toml::Value::try_from(&set).unwrap();
-    let mut text = config_text(Path::new("/nonexistent-test-keys"), r#"["ES256", "RS256"]"#);
+    let mut text = config_text(Path::new("/nonexistent-test-keys"), r#"["ES256", "RS256"]"#)
+        .replace("[tokens]\n", &format!("[tokens]\n{tokens}"));
     text.push_str(&format!(
         "\n[[clients]]\nid = \"kjwt\"\njwks = {jwks}\nscopes = [\"read\"]\naudiences = [\"{API_AUD}\"]\n"
     ));
@@ -48,39 +53,59 @@ async fn es256_and_rs256_assertions_get_tokens() {
     let c = fixture();
     let now = c.f.clock_now();
     for (i, k) in [&c.es, &c.rs].into_iter().enumerate() {
-        let a = assertion(k, "kjwt", &format!("{ISSUER}/token"), 60, &format!("j{i}"), now);
+        let a = assertion(k, "kjwt", ISSUER, 60, &format!("j{i}"), now);
         let r = c.f.token(&body(&a, "&client_id=kjwt"), None).await;
         assert_eq!(r.status.as_u16(), 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["scope"], "read");
     }
-    // The issuer URL is an accepted audience too, and client_id is optional.
+    // client_id is optional.
     let a = assertion(&c.es, "kjwt", ISSUER, 60, "j9", now);
     assert_eq!(c.f.token(&body(&a, ""), None).await.status.as_u16(), 200);
 }
 
 #[actix_web::test]
-async fn each_failure_is_invalid_client_401_with_a_precise_description() {
+async fn private_key_jwt_errors_say_only_client_authentication_failed() {
+    // Issue 14 finding 6: no `jwks_uri`, connection error or claim detail
+    // reaches an unauthenticated caller; the log has the reason.
     let c = fixture();
     let now = c.f.clock_now();
-    let aud = format!("{ISSUER}/token");
     let cases = [
-        (assertion(&c.es, "kjwt", "https://elsewhere", 60, "a", now), "", "wrong_audience"),
-        (assertion(&c.es, "kjwt", &aud, -120, "b", now), "", "expired"),
-        (assertion(&c.es, "kjwt", &aud, 3600, "c", now), "", "ahead"),
-        (assertion(&c.es, "kjwt", &aud, 60, "d", now), "&client_id=svc", "differs"),
-        (assertion(&key(Algorithm::ES256), "kjwt", &aud, 60, "e", now), "", "unknown_kid"),
-        (assertion(&c.es, "nobody", &aud, 60, "f", now), "", "client authentication failed"),
-        (assertion(&c.es, "svc", &aud, 60, "g", now), "", "client authentication failed"),
+        assertion(&c.es, "kjwt", "https://elsewhere", 60, "a", now),
+        assertion(&c.es, "kjwt", ISSUER, -120, "b", now),
+        assertion(&c.es, "kjwt", ISSUER, 3600, "c", now),
+        assertion(&key(Algorithm::ES256), "kjwt", ISSUER, 60, "e", now),
+        assertion(&c.es, "nobody", ISSUER, 60, "f", now),
+        assertion(&c.es, "svc", ISSUER, 60, "g", now),
     ];
-    for (a, extra, needle) in cases {
-        let r = c.f.token(&body(&a, extra), None).await;
+    for a in cases {
+        let r = c.f.token(&body(&a, ""), None).await;
         r.assert_error(401, "invalid_client");
-        let d = r.json()["error_description"].as_str().unwrap().to_string();
-        assert!(d.contains(needle), "`{d}` lacks `{needle}`");
+        assert_eq!(r.json()["error_description"], "client authentication failed");
     }
-    let wrong_type =
-        cc(&format!("client_assertion_type=urn%3Ax&client_assertion={}", assertion(&c.es, "kjwt", &aud, 60, "h", now)));
+    let r = c.f.token(&body(&assertion(&c.es, "kjwt", ISSUER, 60, "d", now), "&client_id=svc"), None).await;
+    r.assert_error(401, "invalid_client");
+    let wrong_type = cc(&format!(
+        "client_assertion_type=urn%3Ax&client_assertion={}",
+        assertion(&c.es, "kjwt", ISSUER, 60, "h", now)
+    ));
     c.f.token(&wrong_type, None).await.assert_error(401, "invalid_client");
+}
+
+#[actix_web::test]
+async fn assertion_audience_is_the_issuer_alone_unless_configured() {
+    // Issue 14 finding 7 (draft-ietf-oauth-rfc7523bis).
+    let endpoint = format!("{ISSUER}/token");
+    let c = fixture();
+    let now = c.f.clock_now();
+    c.f.token(&body(&assertion(&c.es, "kjwt", &endpoint, 60, "t1", now), ""), None)
+        .await
+        .assert_error(401, "invalid_client");
+    let lenient = fixture_with("assertion_audience = \"issuer_or_token_endpoint\"\n");
+    let now = lenient.f.clock_now();
+    let r = lenient.f.token(&body(&assertion(&lenient.es, "kjwt", &endpoint, 60, "t2", now), ""), None).await;
+    assert_eq!(r.status.as_u16(), 200);
+    let r = lenient.f.token(&body(&assertion(&lenient.es, "kjwt", ISSUER, 60, "t3", now), ""), None).await;
+    assert_eq!(r.status.as_u16(), 200);
 }
 
 #[actix_web::test]
@@ -88,9 +113,7 @@ async fn a_replayed_assertion_is_refused() {
     let c = fixture();
     let a = assertion(&c.es, "kjwt", ISSUER, 60, "once", c.f.clock_now());
     assert_eq!(c.f.token(&body(&a, ""), None).await.status.as_u16(), 200);
-    let r = c.f.token(&body(&a, ""), None).await;
-    r.assert_error(401, "invalid_client");
-    assert!(r.json()["error_description"].as_str().unwrap().contains("already used"));
+    c.f.token(&body(&a, ""), None).await.assert_error(401, "invalid_client");
 }
 
 #[actix_web::test]

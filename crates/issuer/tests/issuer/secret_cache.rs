@@ -12,7 +12,7 @@ use crate::support::{Fixture, ODD_ID, ODD_SECRET, SECRET, basic, cc, post_creds}
 async fn a_correct_secret_is_remembered_after_one_request() {
     let f = Fixture::new();
     let now = f.clock.now();
-    let clients = &f.state.clients;
+    let clients = f.state.token.clients();
     assert_eq!(clients.check_remembered("svc", SECRET, now), SecretCheck::NeedsArgon2);
     assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);
     assert_eq!(clients.check_remembered("svc", SECRET, now), SecretCheck::Remembered);
@@ -33,15 +33,15 @@ async fn a_wrong_secret_is_never_remembered() {
         r.assert_error(401, "invalid_client");
         let r = f.token(&cc(&post_creds(ODD_ID, "wrong")), None).await;
         r.assert_error(401, "invalid_client");
-        assert_eq!(f.state.clients.check_remembered("svc", "wrong", now), SecretCheck::NeedsArgon2);
-        assert_eq!(f.state.clients.check_remembered(ODD_ID, "wrong", now), SecretCheck::NeedsArgon2);
-        assert_eq!(f.state.clients.check_remembered("nobody", "wrong", now), SecretCheck::NeedsArgon2);
+        assert_eq!(f.state.token.clients().check_remembered("svc", "wrong", now), SecretCheck::NeedsArgon2);
+        assert_eq!(f.state.token.clients().check_remembered(ODD_ID, "wrong", now), SecretCheck::NeedsArgon2);
+        assert_eq!(f.state.token.clients().check_remembered("nobody", "wrong", now), SecretCheck::NeedsArgon2);
     }
     // A remembered secret does not make a wrong one pass.
     assert_eq!(f.token(&cc(""), Some(&basic(ODD_ID, ODD_SECRET))).await.status.as_u16(), 200);
     f.token(&cc(""), Some(&basic(ODD_ID, "wrong"))).await.assert_error(401, "invalid_client");
-    assert_eq!(f.state.clients.check_remembered(ODD_ID, "wrong", now), SecretCheck::NeedsArgon2);
-    assert_eq!(f.state.clients.check_remembered(ODD_ID, ODD_SECRET, now), SecretCheck::Remembered);
+    assert_eq!(f.state.token.clients().check_remembered(ODD_ID, "wrong", now), SecretCheck::NeedsArgon2);
+    assert_eq!(f.state.token.clients().check_remembered(ODD_ID, ODD_SECRET, now), SecretCheck::Remembered);
 }
 
 #[actix_web::test]
@@ -49,8 +49,11 @@ async fn a_remembered_secret_is_forgotten_after_the_record_ttl() {
     let f = Fixture::new();
     let now = f.clock.now();
     assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);
-    assert_eq!(f.state.clients.check_remembered("svc", SECRET, now + VERIFIED_TTL - 1), SecretCheck::Remembered);
-    assert_eq!(f.state.clients.check_remembered("svc", SECRET, now + VERIFIED_TTL), SecretCheck::NeedsArgon2);
+    assert_eq!(
+        f.state.token.clients().check_remembered("svc", SECRET, now + VERIFIED_TTL - 1),
+        SecretCheck::Remembered
+    );
+    assert_eq!(f.state.token.clients().check_remembered("svc", SECRET, now + VERIFIED_TTL), SecretCheck::NeedsArgon2);
     // After it expires, argon2 decides again and the secret still works.
     f.clock.advance(VERIFIED_TTL + 1);
     assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);

@@ -36,7 +36,7 @@ async fn an_address_failing_for_many_client_ids_is_throttled() {
     }
     let r = f.token_from(&cc(""), Some(&basic("another", "x")), peer(7)).await;
     assert_eq!(r.status.as_u16(), 429);
-    assert_eq!(r.json()["error"], "slow_down");
+    assert_eq!(r.json()["error"], "invalid_request", "RFC 6749 §5.2 code; slow_down is RFC 8628's");
     // A correct client elsewhere is unaffected.
     assert_eq!(f.token_from(&cc(""), Some(&basic("svc", SECRET)), peer(8)).await.status.as_u16(), 200);
 }

@@ -6,7 +6,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use jwks_verifier::{Clock, SystemClock};
+use jwks_verifier::SystemClock;
 use serde_json::{Value, json};
 
 use crate::support::*;

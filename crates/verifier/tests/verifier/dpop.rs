@@ -229,6 +229,20 @@ fn ath_mismatch_or_absence_is_refused() {
     assert_eq!(refused(f.verifier.verify_dpop(&token, &proof, "GET", URL)), ProofError::MissingClaim("ath"));
 }
 
+/// Issue 14: an RSA proof key with `e = 3` was accepted; FIPS 186-5 asks
+/// an odd `e` of at least 65537.
+#[test]
+fn dpop_proof_rsa_jwk_with_exponent_3_is_refused() {
+    let f = fixture();
+    let token = bound_token(&f.issuer, rsa_key());
+    let c = json!({"jti": "j", "htm": "GET", "htu": URL, "iat": NOW, "ath": dpop::ath(&token)});
+    let mut h = proof_header(rsa_key());
+    h["jwk"]["e"] = json!(b64::encode([3]));
+    let proof = sign(rsa_key(), &h, &c);
+    let reason = refused(f.verifier.verify_dpop(&token, &proof, "GET", URL));
+    assert!(matches!(&reason, ProofError::BadKey(m) if m.contains("exponent 3 ")), "{reason:?}");
+}
+
 #[test]
 fn a_private_key_in_the_proof_header_is_refused() {
     let f = fixture();
@@ -325,7 +339,7 @@ fn verify_proof_alone_serves_a_token_endpoint() {
 fn a_full_replay_cache_fails_closed() {
     let clock = ManualClock::new(start_time());
     let issuer = es_key();
-    let client = es_key();
+    let (client, other) = (es_key(), es_key());
     let verifier = Verifier::builder()
         .issuer(ISS)
         .audience(AUD)
@@ -336,10 +350,87 @@ fn a_full_replay_cache_fails_closed() {
     let token = bound_token(&issuer, &client);
     verifier.verify_dpop(&token, &proof_at(&client, "GET", URL, Some(&token), NOW), "GET", URL).unwrap();
     let second = proof_at(&client, "GET", URL, Some(&token), NOW);
-    assert_eq!(refused(verifier.verify_dpop(&token, &second, "GET", URL)), ProofError::ReplayCacheFull);
+    assert_eq!(refused(verifier.verify_dpop(&token, &second, "GET", URL)), ProofError::TooManyProofsForKey);
+    let other_token = bound_token(&issuer, &other);
+    let by_other = proof_at(&other, "GET", URL, Some(&other_token), NOW);
+    assert_eq!(refused(verifier.verify_dpop(&other_token, &by_other, "GET", URL)), ProofError::ReplayCacheFull);
     clock.advance(Duration::from_secs(61));
     let third = proof_at(&client, "GET", URL, Some(&token), NOW + 61);
     verifier.verify_dpop(&token, &third, "GET", URL).expect("stale entries are pruned when the cache is full");
+}
+
+/// Issue 14 finding 10: the verifier recorded a proof's `jti` before
+/// comparing its key with the token's `cnf.jkt`, so the second try of a
+/// proof refused for its key answered "replayed". A refused proof is never
+/// recorded: it answers its own reason every time, and takes no room.
+#[test]
+fn proof_with_wrong_key_is_never_recorded_as_replay() {
+    let clock = ManualClock::new(start_time());
+    let issuer = es_key();
+    let client = es_key();
+    let verifier = Verifier::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(Arc::new(clock.clone()))
+        .dpop_replay_capacity(2)
+        .build_offline(&jwk_set(&[&issuer]))
+        .unwrap();
+    let token = bound_token(&issuer, &client);
+    let thief = es_key();
+    let proof = proof_at(&thief, "GET", URL, Some(&token), NOW);
+    for attempt in 0..5 {
+        assert_eq!(refused(verifier.verify_dpop(&token, &proof, "GET", URL)), ProofError::KeyMismatch, "{attempt}");
+    }
+    // Other refusals after the proof's own checks are not recorded either:
+    // a bound token whose claims do not fit `Claims` (`sub` a number).
+    let mut c = claims();
+    c["cnf"] = json!({"jkt": thumbprint(&client.public_jwk()).unwrap()});
+    c["sub"] = json!(42);
+    let odd = sign(&issuer, &header(&issuer), &c);
+    let odd_proof = proof_at(&client, "GET", URL, Some(&odd), NOW);
+    for _ in 0..3 {
+        let err = verifier.verify_dpop(&odd, &odd_proof, "GET", URL).unwrap_err();
+        assert_eq!(err.code(), "invalid_claim", "{err}");
+    }
+    // Nothing took room: a cache of 2 still takes two good proofs.
+    for _ in 0..2 {
+        verifier.verify_dpop(&token, &proof_at(&client, "GET", URL, Some(&token), NOW), "GET", URL).unwrap();
+    }
+}
+
+/// Issue 14 finding 10: one key (a leaked bound token's) filled the whole
+/// replay cache and blocked every DPoP request. The cache is bounded per
+/// proof key: a key at its limit is refused, the others go on.
+#[test]
+fn one_key_cannot_fill_the_replay_cache() {
+    let clock = ManualClock::new(start_time());
+    let issuer = es_key();
+    let (leaked, honest) = (es_key(), es_key());
+    let verifier = Verifier::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .clock(Arc::new(clock.clone()))
+        .dpop_replay_capacity(10)
+        .dpop_replay_capacity_per_key(3)
+        .build_offline(&jwk_set(&[&issuer]))
+        .unwrap();
+    let token = bound_token(&issuer, &leaked);
+    for _ in 0..3 {
+        verifier.verify_dpop(&token, &proof_at(&leaked, "GET", URL, Some(&token), NOW), "GET", URL).unwrap();
+    }
+    for _ in 0..20 {
+        let proof = proof_at(&leaked, "GET", URL, Some(&token), NOW);
+        assert_eq!(refused(verifier.verify_dpop(&token, &proof, "GET", URL)), ProofError::TooManyProofsForKey);
+    }
+    let honest_token = bound_token(&issuer, &honest);
+    for _ in 0..3 {
+        let proof = proof_at(&honest, "GET", URL, Some(&honest_token), NOW);
+        verifier.verify_dpop(&honest_token, &proof, "GET", URL).expect("another key is not blocked");
+    }
+    // Once its proofs leave the window, the leaked key may prove again.
+    clock.advance(Duration::from_secs(62));
+    let later = proof_at(&leaked, "GET", URL, Some(&token), NOW + 62);
+    verifier.verify_dpop(&token, &later, "GET", URL).unwrap();
 }
 
 #[tokio::test]
@@ -484,7 +575,7 @@ mod cli {
         process::{Command, Stdio},
     };
 
-    use jwks_verifier::{Clock, SystemClock};
+    use jwks_verifier::SystemClock;
 
     use super::*;
 

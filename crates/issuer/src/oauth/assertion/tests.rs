@@ -4,16 +4,22 @@ use jwks_jose::{SigningKey, b64};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpListener};
 
 use super::*;
-use crate::clock::ManualClock;
+use crate::{clock::ManualClock, oauth::request::unverified_issuer};
+use jwks_jose::compact;
 
 const NOW: u64 = 1_800_000_000;
+const ISSUER: &str = "https://issuer.test";
 const TOKEN_URL: &str = "https://issuer.test/token";
+
+fn rule(mode: AssertionAudience) -> AudienceRule {
+    AudienceRule { issuer: ISSUER.into(), token_endpoint: TOKEN_URL.into(), mode }
+}
 
 fn key(alg: Algorithm) -> SigningKey {
     SigningKey::from_pkcs8(alg, &SigningKey::generate(alg, 2048).unwrap()).unwrap()
 }
 
-fn claims(iss: &str, sub: &str, aud: &str, exp: u64, jti: &str) -> String {
+fn claims(iss: &str, sub: &str, aud: impl serde::Serialize, exp: u64, jti: &str) -> String {
     serde_json::json!({"iss": iss, "sub": sub, "aud": aud, "iat": NOW, "exp": exp, "jti": jti}).to_string()
 }
 
@@ -22,10 +28,13 @@ fn sign(k: &SigningKey, claims: &str) -> String {
     compact::sign(k, header.as_bytes(), claims.as_bytes()).unwrap()
 }
 
-fn verifier(client: &str, keys: &[&SigningKey], clock: &ManualClock) -> AssertionVerifier {
+fn verifier_in(client: &str, keys: &[&SigningKey], clock: &ManualClock, mode: AssertionAudience) -> AssertionVerifier {
     let set = JwkSet { keys: keys.iter().map(|k| k.public_jwk()).collect() };
-    let audiences = vec![TOKEN_URL.to_string(), "https://issuer.test".to_string()];
-    AssertionVerifier::with_jwks(client, &set, audiences, Duration::from_secs(300), Arc::new(clock.clone())).unwrap()
+    AssertionVerifier::with_jwks(client, &set, rule(mode), Duration::from_secs(300), Arc::new(clock.clone())).unwrap()
+}
+
+fn verifier(client: &str, keys: &[&SigningKey], clock: &ManualClock) -> AssertionVerifier {
+    verifier_in(client, keys, clock, AssertionAudience::IssuerOrTokenEndpoint)
 }
 
 #[tokio::test]
@@ -34,17 +43,16 @@ async fn es256_and_rs256_assertions_authenticate() {
     for alg in ALGORITHMS {
         let k = key(alg);
         let v = verifier("svc", &[&k], &clock);
-        let replay = ReplayCache::default();
         let a = sign(&k, &claims("svc", "svc", TOKEN_URL, NOW + 60, "j1"));
-        assert_eq!(v.verify(&a, &replay).await.map(drop), Ok(()));
-        // The issuer itself is an accepted audience too (RFC 7523 §3).
-        let a = sign(&k, &claims("svc", "svc", "https://issuer.test", NOW + 60, "j2"));
-        assert_eq!(v.verify(&a, &replay).await.map(drop), Ok(()));
+        let jti = v.verify(&a, NOW).await.unwrap();
+        assert_eq!((jti.kind, jti.id.as_str(), jti.until), ("private_key_jwt", "j1", NOW + 60 + LEEWAY));
+        let a = sign(&k, &claims("svc", "svc", ISSUER, NOW + 60, "j2"));
+        assert_eq!(v.verify(&a, NOW).await.map(drop), Ok(()));
     }
 }
 
 async fn rejected(v: &AssertionVerifier, assertion: &str, needle: &str) {
-    let err = v.verify(assertion, &ReplayCache::default()).await.unwrap_err();
+    let err = v.verify(assertion, NOW).await.unwrap_err();
     assert!(err.contains(needle), "`{err}` does not mention `{needle}`");
 }
 
@@ -78,22 +86,22 @@ async fn each_bad_assertion_is_rejected_with_a_precise_reason() {
 }
 
 #[tokio::test]
-async fn a_jti_is_single_use_within_the_assertion_lifetime() {
+async fn assertion_audience_must_be_the_issuer_alone() {
+    // draft-ietf-oauth-rfc7523bis: the issuer identifier as the sole value.
     let clock = ManualClock::new(NOW);
     let k = key(Algorithm::ES256);
-    let v = verifier("svc", &[&k], &clock);
-    let replay = ReplayCache::default();
-    let a = sign(&k, &claims("svc", "svc", TOKEN_URL, NOW + 60, "once"));
-    assert_eq!(v.verify(&a, &replay).await.map(drop), Ok(()));
-    let err = v.verify(&a, &replay).await.unwrap_err();
-    assert!(err.contains("already used"), "{err}");
-    // Another client may use the same jti: the cache is per client.
-    let k2 = key(Algorithm::ES256);
-    let v2 = verifier("svc2", &[&k2], &clock);
-    assert_eq!(
-        v2.verify(&sign(&k2, &claims("svc2", "svc2", TOKEN_URL, NOW + 60, "once")), &replay).await.map(drop),
-        Ok(())
-    );
+    let strict = verifier_in("svc", &[&k], &clock, AssertionAudience::Issuer);
+    let a = |aud: serde_json::Value| sign(&k, &claims("svc", "svc", aud, NOW + 60, "j"));
+    assert_eq!(strict.verify(&a(serde_json::json!(ISSUER)), NOW).await.map(drop), Ok(()));
+    assert_eq!(strict.verify(&a(serde_json::json!([ISSUER])), NOW).await.map(drop), Ok(()));
+    rejected(&strict, &a(serde_json::json!(TOKEN_URL)), "wrong_audience").await;
+    rejected(&strict, &a(serde_json::json!([ISSUER, "https://other.example"])), "wrong_audience").await;
+    // The lenient mode adds the token endpoint, and still refuses foreign
+    // members.
+    let lenient = verifier("svc", &[&k], &clock);
+    assert_eq!(lenient.verify(&a(serde_json::json!(TOKEN_URL)), NOW).await.map(drop), Ok(()));
+    assert_eq!(lenient.verify(&a(serde_json::json!([ISSUER, TOKEN_URL])), NOW).await.map(drop), Ok(()));
+    rejected(&lenient, &a(serde_json::json!([TOKEN_URL, "https://other.example"])), "wrong_audience").await;
 }
 
 /// A JWKS server whose body can be swapped, counting requests.
@@ -133,21 +141,23 @@ async fn a_jwks_uri_client_whose_key_rotates_keeps_authenticating() {
     let v = AssertionVerifier::with_uri(
         "svc",
         &uri,
-        vec![TOKEN_URL.to_string()],
+        rule(AssertionAudience::IssuerOrTokenEndpoint),
         Duration::from_secs(300),
         Arc::new(clock.clone()),
     );
-    let replay = ReplayCache::default();
-    assert_eq!(v.verify(&sign(&old, &claims("svc", "svc", TOKEN_URL, NOW + 60, "a")), &replay).await.map(drop), Ok(()));
+    assert_eq!(v.verify(&sign(&old, &claims("svc", "svc", TOKEN_URL, NOW + 60, "a")), NOW).await.map(drop), Ok(()));
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
     // The client publishes a new key and signs with it: one refetch.
     *body.lock().unwrap() = set(&[&old, &new]);
     clock.advance(31); // past the verifier's refetch cooldown
-    assert_eq!(v.verify(&sign(&new, &claims("svc", "svc", TOKEN_URL, NOW + 90, "b")), &replay).await.map(drop), Ok(()));
+    assert_eq!(
+        v.verify(&sign(&new, &claims("svc", "svc", TOKEN_URL, NOW + 90, "b")), NOW + 31).await.map(drop),
+        Ok(())
+    );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
     // An unknown key is still refused.
     let stranger = key(Algorithm::ES256);
-    let err = v.verify(&sign(&stranger, &claims("svc", "svc", TOKEN_URL, NOW + 90, "c")), &replay).await.unwrap_err();
+    let err = v.verify(&sign(&stranger, &claims("svc", "svc", TOKEN_URL, NOW + 90, "c")), NOW + 31).await.unwrap_err();
     assert!(err.contains("unknown_kid"), "{err}");
 }
 

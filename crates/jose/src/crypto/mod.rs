@@ -1,0 +1,426 @@
+//! The one crypto backend of the project, behind a backend-neutral API.
+//!
+//! Everything cryptographic (signing, verification, key generation,
+//! digests, randomness and sealing keys at rest) goes through this module.
+//! The primitives come from one file per backend, chosen by cargo feature:
+//! `aws_lc.rs` (`aws-lc-rs`, the default) or `ring.rs` (`ring`, with the
+//! `rsa` crate generating RSA keys only). Every rule that does not depend
+//! on the backend (modulus sizes, exponents, signature framing, scalar
+//! ranges) is checked here, once, before the backend is called.
+//! Signatures are RSASSA-PKCS1-v1_5 SHA-256 and ECDSA P-256 SHA-256 in
+//! fixed `r || s` form.
+
+use std::fmt;
+
+#[cfg(feature = "aws-lc-rs")]
+mod aws_lc;
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+mod ring;
+
+#[cfg(feature = "aws-lc-rs")]
+use self::aws_lc as backend;
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+use self::ring as backend;
+
+use crate::{Algorithm, Error};
+
+/// The name of the active backend (`"aws-lc-rs"` or `"ring"`).
+pub const BACKEND: &str = backend::NAME;
+
+/// RSA modulus sizes this project generates.
+pub const RSA_BITS_ALLOWED: [usize; 3] = [2048, 3072, 4096];
+
+/// The order n of the P-256 group, big-endian (FIPS 186-4 D.1.2.3).
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa,
+    0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    backend::sha256(data)
+}
+
+/// Fills `out` from the operating system's CSPRNG.
+pub fn fill_random(out: &mut [u8]) -> Result<(), Error> {
+    backend::fill_random(out)
+}
+
+/// The public half of a [`KeyPair`], as plain big-endian numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicParts {
+    /// RSA modulus and exponent, without leading zeros.
+    Rsa {
+        /// The modulus.
+        n: Vec<u8>,
+        /// The public exponent.
+        e: Vec<u8>,
+    },
+    /// P-256 affine coordinates, 32 bytes each.
+    P256 {
+        /// The x coordinate.
+        x: Vec<u8>,
+        /// The y coordinate.
+        y: Vec<u8>,
+    },
+}
+
+/// A parsed private key of one algorithm: parsed once, used for every
+/// signature. It knows nothing of JWKs; [`crate::SigningKey`] adds the
+/// kid and the public JWK.
+///
+/// `Debug` shows the algorithm, never key material.
+pub struct KeyPair {
+    alg: Algorithm,
+    inner: backend::PrivateKey,
+    public: PublicParts,
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPair").field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+impl KeyPair {
+    /// Generates a new private key for `alg` and returns it as PKCS#8 DER.
+    /// `rsa_bits` (2048, 3072 or 4096) is used for RS256 only.
+    ///
+    /// RSA generation takes from a hundred milliseconds to seconds: call it
+    /// off any async executor.
+    pub fn generate(alg: Algorithm, rsa_bits: usize) -> Result<Vec<u8>, Error> {
+        match alg {
+            Algorithm::ES256 => backend::generate_ec(),
+            Algorithm::RS256 if !RSA_BITS_ALLOWED.contains(&rsa_bits) => {
+                Err(Error::KeyRejected(format!("RSA size {rsa_bits} is not one of 2048, 3072, 4096")))
+            }
+            Algorithm::RS256 => backend::generate_rsa(rsa_bits),
+        }
+    }
+
+    /// Parses a PKCS#8 DER private key for `alg`: RSA of 2048 to 8192 bits,
+    /// or P-256.
+    pub fn from_pkcs8(alg: Algorithm, pkcs8: &[u8]) -> Result<Self, Error> {
+        let (inner, public) = match alg {
+            Algorithm::RS256 => {
+                let inner = backend::PrivateKey::rsa_from_pkcs8(pkcs8)?;
+                let (n, e) = inner.public_parts();
+                check_rsa_public(&n, &e)?;
+                (inner, PublicParts::Rsa { n, e })
+            }
+            Algorithm::ES256 => {
+                let inner = backend::PrivateKey::ec_from_pkcs8(pkcs8)?;
+                let (point, _) = inner.public_parts();
+                // An uncompressed SEC1 point: 0x04 || x || y.
+                let (x, y) = match point.as_slice() {
+                    [4, rest @ ..] if rest.len() == 64 => rest.split_at(32),
+                    _ => return Err(Error::KeyRejected("unexpected EC public key encoding".into())),
+                };
+                (inner, PublicParts::P256 { x: x.to_vec(), y: y.to_vec() })
+            }
+        };
+        Ok(KeyPair { alg, inner, public })
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The public half.
+    pub fn public_parts(&self) -> &PublicParts {
+        &self.public
+    }
+
+    /// The length in bytes of this key's signatures.
+    pub fn signature_len(&self) -> usize {
+        self.inner.signature_len()
+    }
+
+    /// Signs `message` (PKCS#1 v1.5 SHA-256, or ECDSA P-256 SHA-256 `r || s`).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        self.inner.sign(message)
+    }
+}
+
+/// The size in bits of a big-endian number given without leading zeros.
+fn bit_len(n: &[u8]) -> usize {
+    // An all-zero or empty number has 0 bits.
+    n.len() * 8 - n.first().map_or(0, |b| b.leading_zeros() as usize)
+}
+
+/// The smallest RSA public exponent accepted: 2^16 + 1 (FIPS 186-5 §5.4).
+pub const RSA_MIN_EXPONENT: u32 = 65_537;
+
+/// The RSA rules of this project, for every RSA key it accepts (a public
+/// JWK, a PKCS#8 private key): a modulus of 2048 to 8192 bits, and an odd
+/// public exponent of at least 65537 (FIPS 186-5 §5.4 asks
+/// 2^16 < e < 2^256) and at most 32 bits. Answers the modulus size.
+fn check_rsa_public(n: &[u8], e: &[u8]) -> Result<usize, Error> {
+    let bits = bit_len(n);
+    if !(2048..=8192).contains(&bits) {
+        return Err(Error::KeyRejected(format!("RSA modulus of {bits} bits is outside 2048..=8192")));
+    }
+    let e = strip_leading_zeros(e);
+    if e.is_empty() || e.len() > 4 {
+        return Err(Error::KeyRejected("RSA exponent out of range".into()));
+    }
+    let value = e.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+    if value < RSA_MIN_EXPONENT || value % 2 == 0 {
+        return Err(Error::KeyRejected(format!(
+            "RSA public exponent {value} refused: it must be odd and at least {RSA_MIN_EXPONENT} (FIPS 186-5)"
+        )));
+    }
+    Ok(bits)
+}
+
+/// A parsed public key that verifies signatures of one algorithm.
+///
+/// It is parsed once (from a JWK, see [`crate::Jwk::verifying_key`]) and
+/// then verifies without re-parsing.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    alg: Algorithm,
+    bits: usize,
+    inner: backend::PublicKey,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey").field("alg", &self.alg).field("bits", &self.bits).finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    /// An RS256 key from big-endian `n` and `e`; 2048 to 8192 bits.
+    pub fn rsa(n: &[u8], e: &[u8]) -> Result<Self, Error> {
+        let n = strip_leading_zeros(n);
+        let e = strip_leading_zeros(e);
+        let bits = check_rsa_public(n, e)?;
+        let inner = backend::PublicKey::rsa(n, e)?;
+        Ok(VerifyingKey { alg: Algorithm::RS256, bits, inner })
+    }
+
+    /// An ES256 key from 32-byte big-endian coordinates; the point must be
+    /// on P-256.
+    pub fn p256(x: &[u8], y: &[u8]) -> Result<Self, Error> {
+        if x.len() != 32 || y.len() != 32 {
+            return Err(Error::KeyRejected("P-256 coordinates must be 32 bytes".into()));
+        }
+        let mut point = Vec::with_capacity(65);
+        point.push(4);
+        point.extend_from_slice(x);
+        point.extend_from_slice(y);
+        let inner = backend::PublicKey::p256(&point)?;
+        Ok(VerifyingKey { alg: Algorithm::ES256, bits: 256, inner })
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// RSA modulus size in bits, or 256 for P-256.
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    /// Verifies `signature` over `message`.
+    ///
+    /// ECDSA signatures must be exactly 64 bytes of `r || s` with
+    /// `0 < r, s < n`; RSA signatures exactly as long as the modulus. Both
+    /// are checked before any big-number arithmetic.
+    pub fn verify(&self, message: &[u8], sig: &[u8]) -> Result<(), Error> {
+        match self.alg {
+            Algorithm::ES256 => {
+                let (r, s) = match sig.len() {
+                    64 => sig.split_at(32),
+                    _ => return Err(Error::BadSignature),
+                };
+                if !scalar_in_range(r) || !scalar_in_range(s) {
+                    return Err(Error::BadSignature);
+                }
+            }
+            Algorithm::RS256 => {
+                if sig.len() != self.bits.div_ceil(8) {
+                    return Err(Error::BadSignature);
+                }
+            }
+        }
+        if self.inner.verify(message, sig) { Ok(()) } else { Err(Error::BadSignature) }
+    }
+}
+
+fn strip_leading_zeros(b: &[u8]) -> &[u8] {
+    let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+    b.get(first..).unwrap_or_default()
+}
+
+/// `0 < v < n` for a 32-byte big-endian scalar.
+fn scalar_in_range(v: &[u8]) -> bool {
+    v.iter().any(|&b| b != 0) && v < &P256_ORDER[..]
+}
+
+/// A key-encryption key sealing private keys at rest with AES-256-GCM.
+///
+/// Sealed form: 12-byte random nonce || ciphertext || 16-byte tag.
+pub struct Sealer {
+    key: backend::Aead,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealer(AES-256-GCM)")
+    }
+}
+
+impl Sealer {
+    /// A sealer from a 32-byte key.
+    pub fn new(key: &[u8]) -> Result<Self, Error> {
+        Ok(Sealer { key: backend::Aead::new(key)? })
+    }
+
+    /// Encrypts and authenticates `plaintext`, binding `aad` (the kid).
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; 12];
+        fill_random(&mut nonce)?;
+        let mut buf = plaintext.to_vec();
+        self.key.seal(nonce, aad, &mut buf)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(out)
+    }
+
+    /// Decrypts what [`Sealer::seal`] produced with the same `aad`.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+        let Some((nonce, ct)) = sealed.split_first_chunk::<12>() else {
+            return Err(Error::Crypto("sealed data too short"));
+        };
+        if ct.len() < 16 {
+            return Err(Error::Crypto("sealed data too short"));
+        }
+        let mut buf = ct.to_vec();
+        Ok(self.key.open(*nonce, aad, &mut buf)?.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SigningKey, thumbprint};
+
+    fn key(alg: Algorithm) -> SigningKey {
+        SigningKey::from_pkcs8(alg, &SigningKey::generate(alg, 2048).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sign_then_verify_both_algorithms_and_tamper_fails() {
+        for alg in Algorithm::ALL {
+            let k = key(alg);
+            let sig = k.sign(b"hello").unwrap();
+            assert_eq!(sig.len(), k.signature_len());
+            let v = k.public_jwk().verifying_key().unwrap();
+            assert_eq!(v.algorithm(), alg);
+            v.verify(b"hello", &sig).unwrap();
+            assert_eq!(v.verify(b"hellp", &sig), Err(Error::BadSignature));
+            let mut bad = sig.clone();
+            bad[5] ^= 1;
+            assert_eq!(v.verify(b"hello", &bad), Err(Error::BadSignature));
+        }
+    }
+
+    #[test]
+    fn ecdsa_zero_high_and_misframed_signatures_are_rejected() {
+        let k = key(Algorithm::ES256);
+        let v = k.public_jwk().verifying_key().unwrap();
+        let sig = k.sign(b"m").unwrap();
+        assert_eq!(v.verify(b"m", &[0u8; 64]), Err(Error::BadSignature));
+        let mut high = sig.clone();
+        high[..32].copy_from_slice(&P256_ORDER);
+        assert_eq!(v.verify(b"m", &high), Err(Error::BadSignature));
+        assert_eq!(v.verify(b"m", &sig[..63]), Err(Error::BadSignature));
+        let mut long = sig.clone();
+        long.push(0);
+        assert_eq!(v.verify(b"m", &long), Err(Error::BadSignature));
+        assert_eq!(v.verify(b"m", &[]), Err(Error::BadSignature));
+    }
+
+    #[test]
+    fn kid_is_the_rfc7638_thumbprint_and_public_jwk_has_no_private_member() {
+        let k = key(Algorithm::RS256);
+        let jwk = k.public_jwk();
+        assert_eq!(thumbprint(&jwk).unwrap(), k.kid());
+        let json = serde_json::to_string(&jwk).unwrap();
+        assert!(!json.contains("\"d\""), "{json}");
+        assert!(json.contains("\"use\":\"sig\"") && json.contains("\"alg\":\"RS256\""));
+    }
+
+    #[test]
+    fn small_rsa_keys_and_off_curve_points_are_rejected() {
+        let small = [0xffu8; 128];
+        assert!(matches!(VerifyingKey::rsa(&small, &[1, 0, 1]), Err(Error::KeyRejected(_))));
+        // Regression: an empty or all-zero modulus underflowed the bit count (a panic in debug builds).
+        for zero in [&[][..], &[0u8; 256][..]] {
+            assert!(matches!(VerifyingKey::rsa(zero, &[1, 0, 1]), Err(Error::KeyRejected(_))));
+        }
+        assert!(matches!(VerifyingKey::p256(&[1; 32], &[2; 32]), Err(Error::KeyRejected(_))));
+    }
+
+    /// A 2048-bit modulus (odd, top bit set) that no key needs to match:
+    /// the exponent is checked before the modulus is used.
+    fn modulus() -> Vec<u8> {
+        let mut n = vec![0xc5u8; 256];
+        n[255] |= 1;
+        n
+    }
+
+    #[test]
+    fn rsa_jwk_with_exponent_3_is_refused() {
+        let n = modulus();
+        assert!(VerifyingKey::rsa(&n, &[1, 0, 1]).is_ok(), "e = 65537 is the usual exponent");
+        let err = VerifyingKey::rsa(&n, &[3]).unwrap_err();
+        assert!(matches!(&err, Error::KeyRejected(m) if m.contains("FIPS 186-5")), "{err}");
+        let jwk = crate::Jwk::rsa(&n, &[3]);
+        assert!(matches!(jwk.verifying_key(), Err(Error::KeyRejected(m)) if m.contains("exponent 3 ")));
+        // Leading zeros do not hide a small exponent.
+        assert!(VerifyingKey::rsa(&n, &[0, 0, 0, 3]).is_err());
+        for small in [&[1u8][..], &[0xff, 0xff], &[1, 0, 0]] {
+            assert!(matches!(VerifyingKey::rsa(&n, small), Err(Error::KeyRejected(_))), "{small:?}");
+        }
+    }
+
+    #[test]
+    fn rsa_jwk_with_even_exponent_is_refused() {
+        let n = modulus();
+        for even in [&[1u8, 0, 2][..], &[1, 0, 0, 0], &[0x7f, 0xff, 0xff, 0xfe]] {
+            assert!(matches!(VerifyingKey::rsa(&n, even), Err(Error::KeyRejected(m)) if m.contains("odd")), "{even:?}");
+        }
+        assert!(VerifyingKey::rsa(&n, &[0xff, 0xff, 0xff, 0xff]).is_ok(), "2^32 - 1 is odd and large");
+    }
+
+    #[test]
+    fn rsa_pkcs8_with_exponent_3_is_refused() {
+        use rsa::{BigUint, RsaPrivateKey, pkcs8::EncodePrivateKey};
+        let private = RsaPrivateKey::new_with_exp(&mut rsa::rand_core::OsRng, 2048, &BigUint::from(3u32)).unwrap();
+        let pkcs8 = private.to_pkcs8_der().unwrap();
+        let err = SigningKey::from_pkcs8(Algorithm::RS256, pkcs8.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, Error::KeyRejected(m) if m.contains("exponent 3 ") || m.contains("RSA PKCS#8")),
+            "{err}"
+        );
+        assert!(KeyPair::from_pkcs8(Algorithm::RS256, pkcs8.as_bytes()).is_err());
+        // The same size with e = 65537 is accepted.
+        let usual = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap().to_pkcs8_der().unwrap();
+        assert!(SigningKey::from_pkcs8(Algorithm::RS256, usual.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_key_and_aad() {
+        let s = Sealer::new(&[7u8; 32]).unwrap();
+        let sealed = s.seal(b"private", b"kid-1").unwrap();
+        assert_eq!(s.open(&sealed, b"kid-1").unwrap(), b"private");
+        assert!(s.open(&sealed, b"kid-2").is_err());
+        assert!(Sealer::new(&[8u8; 32]).unwrap().open(&sealed, b"kid-1").is_err());
+        assert!(Sealer::new(&[1u8; 16]).is_err());
+    }
+}
