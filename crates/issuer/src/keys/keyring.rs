@@ -668,4 +668,144 @@ mod tests {
              {quiet:?} when quiet"
         );
     }
+
+    /// A small xorshift: reproducible random operations without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n.max(1)
+        }
+    }
+
+    /// Random sequences of scheduler ticks, `keys rotate`, `rotate --now`,
+    /// `revoke`, `import`, restarts and clock jumps on one folder, checking
+    /// after every step: exactly one signer (and one `active` key); a
+    /// signer was published `publish_ahead` before it signs, except keys
+    /// meant to sign at once; a key that signed stays published for
+    /// `retire_after` after it last signed unless revoked; every timeline
+    /// passes the load-time check; nothing is damaged.
+    #[test]
+    fn random_operations_keep_the_lifecycle_invariants() {
+        use crate::{clock::Clock, keys::ops};
+        let p = policy();
+        let ahead = p.publish_ahead.as_secs();
+        for seed in 1..=12u64 {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
+            let tmp = tempfile::tempdir().unwrap();
+            let clock = ManualClock::new(T0);
+            let mut ring = ring(tmp.path(), None, &clock).unwrap();
+            // Keys allowed to sign without publish-ahead: first keys,
+            // `--now`, a revoke's replacement, and keys made when nothing
+            // signed (after a jump past every key's expiry).
+            let mut immediate: Vec<String> = ring.snapshot().keys.iter().map(|k| k.meta.kid.clone()).collect();
+            let mut last_signed: HashMap<String, u64> = HashMap::new();
+            let mut revoked: Vec<String> = Vec::new();
+            for step in 0..60 {
+                let kids_before: Vec<String> = crate::keys::load_screened(ring.store(), &p)
+                    .unwrap()
+                    .keys
+                    .iter()
+                    .map(|r| r.meta.kid.clone())
+                    .collect();
+                let op = rng.below(100);
+                let mut may_sign_at_once = false;
+                match op {
+                    0..=49 => {
+                        // Time passes (at most a few minutes, now and then
+                        // hours: the service was down) and the scheduler ticks.
+                        let jump = if rng.below(10) == 0 { rng.below(3 * 3600) } else { rng.below(400) };
+                        let metas = ring.snapshot().metas();
+                        clock.advance(jump);
+                        may_sign_at_once = lifecycle::signer(&metas, Algorithm::ES256, clock.now()).is_none();
+                        let _ = ring.tick();
+                        ring.tick().unwrap();
+                    }
+                    50..=59 => {
+                        ops::rotate(ring.store(), &p, Algorithm::ES256, 2048, &clock, false).unwrap();
+                        ring.tick().unwrap();
+                    }
+                    60..=64 => {
+                        ops::rotate(ring.store(), &p, Algorithm::ES256, 2048, &clock, true).unwrap();
+                        may_sign_at_once = true;
+                        ring.tick().unwrap();
+                    }
+                    65..=74 => {
+                        let snap = ring.snapshot();
+                        let target = if rng.below(2) == 0 {
+                            snap.signer(Algorithm::ES256).map(|k| k.meta.kid.clone())
+                        } else {
+                            let live: Vec<&Arc<ActiveKey>> =
+                                snap.keys.iter().filter(|k| k.meta.timeline.revoked.is_none()).collect();
+                            live.get(rng.below(live.len() as u64) as usize).map(|k| k.meta.kid.clone())
+                        };
+                        if let Some(kid) = target {
+                            ops::revoke(ring.store(), &p, &kid, 2048, &clock).unwrap();
+                            revoked.push(kid);
+                            may_sign_at_once = true;
+                        }
+                        ring.tick().unwrap();
+                    }
+                    75..=79 => {
+                        let der = SigningKey::generate(Algorithm::ES256, 2048).unwrap();
+                        ops::import(ring.store(), &p, Algorithm::ES256, der, &clock).unwrap();
+                        ring.tick().unwrap();
+                    }
+                    80..=89 => {
+                        // A restart: a new process on the same folder.
+                        drop(ring);
+                        let metas: Vec<KeyMeta> =
+                            crate::keys::load_screened(&DirStore::open(tmp.path(), None).unwrap(), &p)
+                                .unwrap()
+                                .keys
+                                .into_iter()
+                                .map(|r| r.meta)
+                                .collect();
+                        may_sign_at_once = lifecycle::signer(&metas, Algorithm::ES256, clock.now()).is_none();
+                        ring = self::ring(tmp.path(), None, &clock).unwrap();
+                    }
+                    _ => {
+                        clock.advance(1);
+                        ring.tick().unwrap();
+                    }
+                }
+                let now = clock.now();
+                let loaded = crate::keys::load_screened(ring.store(), &p).unwrap();
+                assert!(loaded.damaged.is_empty(), "seed {seed} step {step}: {:?}", loaded.damaged);
+                let metas: Vec<KeyMeta> = loaded.keys.iter().map(|r| r.meta.clone()).collect();
+                if may_sign_at_once {
+                    immediate.extend(metas.iter().map(|m| m.kid.clone()).filter(|k| !kids_before.contains(k)));
+                }
+                let ctx = || format!("seed {seed} step {step} op {op} at {now}: {metas:#?}");
+                let signer =
+                    lifecycle::signer(&metas, Algorithm::ES256, now).unwrap_or_else(|| panic!("no signer, {}", ctx()));
+                let active: Vec<&KeyMeta> =
+                    metas.iter().filter(|m| lifecycle::state_among(&metas, m, now) == KeyState::Active).collect();
+                assert_eq!(active.len(), 1, "one active key, {}", ctx());
+                assert_eq!(ring.snapshot().signer(Algorithm::ES256).unwrap().meta.kid, signer.kid, "{}", ctx());
+                if !immediate.contains(&signer.kid) {
+                    assert!(
+                        now >= signer.timeline.published + ahead,
+                        "{} signs {}s after it was published, {}",
+                        signer.kid,
+                        now - signer.timeline.published,
+                        ctx()
+                    );
+                }
+                last_signed.insert(signer.kid.clone(), now);
+                for (kid, &t) in &last_signed {
+                    if revoked.contains(kid) || now >= t + p.retire_after.as_secs() {
+                        continue;
+                    }
+                    let m = metas.iter().find(|m| &m.kid == kid).unwrap_or_else(|| panic!("{kid} gone, {}", ctx()));
+                    assert!(m.timeline.is_published(now), "{kid} signed at {t} and left the JWKS, {}", ctx());
+                }
+                for m in &metas {
+                    assert_eq!(p.check(&m.timeline), Ok(()), "{}", ctx());
+                }
+            }
+        }
+    }
 }

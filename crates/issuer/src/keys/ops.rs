@@ -66,7 +66,11 @@ fn add_successor(
     for r in records.iter().filter(|r| r.meta.alg == alg && r.meta.timeline.state(now) == lifecycle::KeyState::Pending)
     {
         let mut t = r.meta.timeline;
-        t.activates = timeline.activates.max(t.published);
+        // Its activation is the new key's (never later, or it would
+        // outrank it); it was written before now, so `published` may move
+        // back to it.
+        t.activates = timeline.activates;
+        t.published = t.published.min(t.activates);
         t.deactivates = t.activates;
         t.expires = t.expires.max(t.deactivates);
         store.put(&KeyRecord { meta: KeyMeta { timeline: t, ..r.meta.clone() }, pkcs8: r.pkcs8.clone() })?;
@@ -302,5 +306,23 @@ mod tests {
         let replacement = replacement.unwrap();
         assert_eq!(replacement.replaces.as_deref(), Some(second.kid.as_str()), "not {}", first.kid);
         assert_eq!(active(&store, Algorithm::ES256, 1200), vec![replacement.kid]);
+    }
+
+    /// Found by the random-operations test: a successor published at the
+    /// next second gave way to a revoke's replacement signing at once, and
+    /// its later activation made it outrank the replacement.
+    #[test]
+    fn a_pending_key_that_gives_way_to_a_revoke_replacement_never_signs() {
+        let (_t, store, policy) = setup();
+        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let pending = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), false).unwrap();
+        assert_eq!(pending.timeline.published, 1001);
+        let (_, replacement) = revoke(&store, &policy, &first.kid, 2048, &at(1000)).unwrap();
+        let replacement = replacement.unwrap();
+        let m = metas(&store);
+        for now in [1000, 1001, 1601, 2000] {
+            assert_eq!(lifecycle::signer(&m, Algorithm::ES256, now).unwrap().kid, replacement.kid, "at {now}");
+        }
+        assert!(m.iter().all(|k| policy.check(&k.timeline).is_ok()));
     }
 }
