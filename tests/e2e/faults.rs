@@ -147,8 +147,8 @@ fn kill_9_during_fast_rotation_never_loses_a_signing_key() {
     let started = Instant::now();
     let mut rng = XorShift::from_env("kill_9_during_fast_rotation");
     let opts = IssuerOptions {
-        rotation_period: "2s",
-        publish_ahead: "1s",
+        rotation_period: "3s",
+        publish_ahead: "2s",
         max_age: "1s",
         ttl: "30s",
         retire_grace: "2s",
@@ -607,4 +607,153 @@ fn two_servers_on_one_folder_agree() {
         created.len() - by_a,
         per_alg
     );
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC timestamp as the
+/// issuer's log writes it (`2026-12-01T16:40:00.123456Z`).
+fn parse_log_time(ts: &str) -> Option<f64> {
+    let ts = ts.strip_suffix('Z')?;
+    let (date, time) = ts.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':');
+    let (h, min, sec) =
+        (t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86400.0 + h * 3600.0 + min * 60.0 + sec)
+}
+
+/// When each kid's `key activated` line was logged, from a server's log.
+fn activations_logged(log: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in strip_ansi(log).lines().filter(|l| l.contains("key activated")) {
+        let Some(ts) = line.split_whitespace().next().and_then(parse_log_time) else { continue };
+        if let Some(kid) = line.split_whitespace().find_map(|w| w.strip_prefix("kid=")) {
+            out.entry(kid.to_string()).or_insert(ts);
+        }
+    }
+    out
+}
+
+fn unix_now_f64() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs_f64()
+}
+
+/// Requests ES256 tokens from every server in parallel for `run`, then
+/// checks each activation of a successor in that time: no server signs
+/// with a key before its `activates` instant, and every server switches
+/// within `bound` after it (from the server's own `key activated` log
+/// line; the tokens bracket it). Returns the largest delay seen.
+pub(crate) fn assert_signers_switch_at_the_instant(servers: &[&Issuer], run: Duration, bound: f64) -> f64 {
+    let started = unix_now_f64();
+    // (server, request start, response end, kid)
+    let tokens: Vec<(usize, f64, f64, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, server)| {
+                let url = server.url.clone();
+                s.spawn(move || {
+                    let http = blocking_http();
+                    let mut seen = Vec::new();
+                    let until = Instant::now() + run;
+                    while Instant::now() < until {
+                        let t0 = unix_now_f64();
+                        if let Ok(token) = try_token(&http, &url, ES_CLIENT) {
+                            seen.push((i, t0, unix_now_f64(), token_facts(&token).0));
+                        }
+                        // About 200 requests a second per server: the
+                        // tokens bracket a switch within a few ms.
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("poller")).collect()
+    });
+    let ended = unix_now_f64();
+    let keys = keys_list(servers[0]);
+    let activates: BTreeMap<String, f64> = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["alg"] == "ES256")
+        .map(|k| (k["kid"].as_str().expect("kid").to_string(), k["activates"].as_f64().expect("activates")))
+        .collect();
+    let mut largest: f64 = 0.0;
+    let mut checked = 0;
+    for (kid, &at) in activates.iter().filter(|(_, at)| **at > started + 0.5 && **at < ended - 0.5) {
+        for (i, server) in servers.iter().enumerate() {
+            let logged = activations_logged(&server.log());
+            let switched = *logged.get(kid).unwrap_or_else(|| panic!("server {i} never logged {kid} activating"));
+            let delay = switched - at;
+            assert!(delay >= 0.0, "server {i} switched to {kid} {:.3}s BEFORE its activates instant", -delay);
+            assert!(delay < bound, "server {i} switched to {kid} {delay:.3}s after its activates instant");
+            largest = largest.max(delay);
+            // The tokens agree: none with the new kid before the instant,
+            for (_, _, end, _) in tokens.iter().filter(|(s, _, _, k)| *s == i && k == kid) {
+                assert!(*end >= at, "server {i} signed with {kid} before {at}");
+            }
+            // and none with another kid requested well after it.
+            let stale = tokens
+                .iter()
+                .filter(|(s, start, _, k)| *s == i && k != kid && *start > at + bound && *start < at + 1.0)
+                .count();
+            assert_eq!(stale, 0, "server {i} signed with an older key more than {bound}s after {kid} activated");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "saw {checked} activations in {run:?}: {keys:#}");
+    eprintln!(
+        "signer switch: {checked} activations x {} servers, {} tokens; largest delay after `activates`: {:.1} ms",
+        servers.len(),
+        tokens.len(),
+        largest * 1000.0
+    );
+    largest
+}
+
+#[test]
+fn two_servers_switch_signer_at_the_activation_instant() {
+    let _serial = serial();
+    let opts = fast_rotation();
+    let a = Issuer::start(&opts);
+    let b = Issuer::start(&IssuerOptions { keys_dir: Some(a.keys_dir.clone()), ..opts.clone() });
+    assert_signers_switch_at_the_instant(&[&a, &b], Duration::from_secs(14), 0.25);
+}
+
+/// Every file of a folder with its bytes.
+fn folder_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("read the key folder")
+        .map(|e| e.expect("entry"))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn serve_under_another_kek_stops_and_writes_nothing() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys_dir = dir.path().join("keys");
+    let kek_a = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".to_string();
+    let kek_b = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=".to_string();
+    let opts = IssuerOptions { keys_dir: Some(keys_dir.clone()), kek: Some(kek_a), ..Default::default() };
+    let first = Issuer::start(&opts);
+    let kid = first.kid("ES256", "active").expect("an ES256 signer");
+    drop(first);
+    let before = folder_contents(&keys_dir);
+    let started = Instant::now();
+    let err = Issuer::try_start(&IssuerOptions { kek: Some(kek_b), ..opts }).expect_err("serve must stop");
+    assert!(started.elapsed() < Duration::from_secs(20), "it stops at once");
+    assert!(err.contains("cannot be opened") && err.contains("JWKS_ISSUER_KEK") && err.contains(&kid), "{err}");
+    assert_eq!(folder_contents(&keys_dir), before, "no key was created, changed or removed");
 }

@@ -30,8 +30,8 @@ use jwks_e2e::{
 use serde_json::Value;
 
 use crate::faults::{
-    XorShift, assert_one_key_per_slot, blocking_http, created_kids, fast_rotation, jwks_with_etag, keys_list, metric,
-    readyz, try_token, unix_now, verify,
+    XorShift, assert_one_key_per_slot, assert_signers_switch_at_the_instant, blocking_http, created_kids,
+    fast_rotation, jwks_with_etag, keys_list, metric, readyz, try_token, unix_now, verify,
 };
 
 fn pg_options(url: &str) -> IssuerOptions {
@@ -517,4 +517,13 @@ fn a_client_assertion_or_dpop_proof_replayed_at_another_replica_is_refused() {
     let (status, body) = post(&replicas[0], &cc, Some(&proof("proof-2")), true);
     assert_eq!(status, 200, "{body}");
     assert_eq!(db.sql("SELECT count(*) FROM jwks_issuer_replay"), "3", "one claim per single-use id");
+}
+
+#[test]
+fn three_replicas_switch_signer_at_the_activation_instant() {
+    let Some(db) = PgDb::create("switch") else { return };
+    let _serial = serial();
+    let replicas = start_replicas(3, &pg_options(&db.url));
+    let servers: Vec<&Issuer> = replicas.iter().collect();
+    assert_signers_switch_at_the_instant(&servers, Duration::from_secs(14), 0.25);
 }

@@ -396,7 +396,7 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
             };
             let _lock = store.lock(keys::keyring::LOCK_TIMEOUT, &clock)?;
             for a in algs {
-                let done = ops::rotate(store, &policy, a, config.keys.rsa_bits, now, immediately)?;
+                let done = ops::rotate(store, &policy, a, config.keys.rsa_bits, &clock, immediately)?;
                 print_done("created", &done);
             }
             if immediately {
@@ -408,7 +408,7 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
         }
         KeysCommand::Revoke { kid } => {
             let _lock = store.lock(keys::keyring::LOCK_TIMEOUT, &clock)?;
-            let (done, replacement) = ops::revoke(store, &policy, &kid, config.keys.rsa_bits, now)?;
+            let (done, replacement) = ops::revoke(store, &policy, &kid, config.keys.rsa_bits, &clock)?;
             println!("revoked {} {}: it left the JWKS", done.alg, done.kid);
             if let Some(r) = replacement {
                 print_done("created", &r);
@@ -422,7 +422,7 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
             let text = std::fs::read_to_string(&pem).map_err(|e| Error::Usage(format!("{}: {e}", pem.display())))?;
             let der = ops::pkcs8_from_pem(&text).map_err(|e| Error::Usage(format!("{}: {e}", pem.display())))?;
             let _lock = store.lock(keys::keyring::LOCK_TIMEOUT, &clock)?;
-            let done = ops::import(store, &policy, alg, der, now)?;
+            let done = ops::import(store, &policy, alg, der, &clock)?;
             print_done("imported", &done);
             Ok(())
         }

@@ -14,6 +14,13 @@ pub type UnixTime = u64;
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// The current time in whole seconds since the Unix epoch.
     fn now(&self) -> UnixTime;
+
+    /// The current time since the Unix epoch with sub-second precision,
+    /// for timers that must fire at an instant (the key scheduler).
+    /// Defaults to [`Clock::now`] in whole seconds.
+    fn precise(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.now())
+    }
 }
 
 /// The operating system's clock.
@@ -24,6 +31,11 @@ impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one place that reads the system clock
     fn now(&self) -> UnixTime {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
+
+    #[allow(clippy::disallowed_methods)] // the one place that reads the system clock
+    fn precise(&self) -> std::time::Duration {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
     }
 }
 

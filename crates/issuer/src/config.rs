@@ -457,12 +457,17 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         retire_grace: duration("keys.retire_grace", &file.keys.retire_grace)?,
     };
     let jwks_max_age = duration("jwks.max_age", &file.jwks.max_age)?;
-    if keys.publish_ahead < jwks_max_age {
+    let follow = crate::keys::FOLLOW_INTERVAL;
+    if keys.publish_ahead < jwks_max_age.saturating_add(follow) {
         return Err(format!(
-            "key `keys.publish_ahead`: {} is shorter than `jwks.max_age` ({}); a verifier holding the previous JWKS \
-             would meet tokens from a key it cannot know. Raise `keys.publish_ahead` or lower `jwks.max_age`",
+            "key `keys.publish_ahead`: {} is shorter than `jwks.max_age` ({}) plus the interval in which every \
+             server follows a key change ({}), {} in all; a verifier holding the previous JWKS would meet tokens \
+             from a key it cannot know. Raise `keys.publish_ahead` to at least {} or lower `jwks.max_age`",
             humantime::format_duration(keys.publish_ahead),
-            humantime::format_duration(jwks_max_age)
+            humantime::format_duration(jwks_max_age),
+            humantime::format_duration(follow),
+            humantime::format_duration(jwks_max_age.saturating_add(follow)),
+            humantime::format_duration(jwks_max_age.saturating_add(follow))
         ));
     }
     let in_keys = |key: &str, alg: Algorithm| -> Result<Algorithm, String> {

@@ -16,8 +16,9 @@ pub const DEV_CLIENT_ID: &str = "demo";
 /// The development client's secret (README). Never use it beyond a laptop.
 pub const DEV_CLIENT_SECRET: &str = "demo-secret-do-not-use-in-production";
 
-/// How often the scheduler looks at the store and the clock.
-pub const TICK: Duration = Duration::from_secs(1);
+/// How often the scheduler looks at the store and the clock (besides
+/// waking at each instant a key changes state).
+pub const TICK: Duration = keys::FOLLOW_INTERVAL;
 
 /// Opens the key ring for `config` on a blocking thread.
 pub async fn open_keyring(config: &Config, clock: SharedClock) -> Result<Arc<Keyring>, Error> {
@@ -85,17 +86,35 @@ pub async fn run(config: Config) -> Result<(), Error> {
     result
 }
 
-/// The rotation scheduler: one blocking tick per [`TICK`], and one as soon
-/// as the store reports a change by another process.
+/// The rotation scheduler: one blocking tick per [`TICK`], one as soon as
+/// the store reports a change by another process, and one at the instant
+/// the next key changes state (a successor starts signing, a key enters or
+/// leaves the JWKS), so that every server switches within milliseconds of
+/// the instant the timeline names and never before it.
 async fn schedule(state: web::Data<AppState>) {
     let wake = Arc::new(tokio::sync::Notify::new());
     state.keyring.store().watch(Arc::downgrade(&wake));
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The change instant already woken for: never spin on one that a
+    // failed step did not move past.
+    let mut woken_for: Option<u64> = None;
     loop {
+        let next = state.keyring.snapshot().next_change.filter(|t| woken_for != Some(*t));
+        let until_change = next.map(|t| {
+            // Instants are whole seconds: `t` begins at t.000; wake just after.
+            Duration::from_secs(t).saturating_sub(state.clock.precise()) + Duration::from_millis(2)
+        });
+        let at_change = async {
+            match until_change {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = interval.tick() => {}
             _ = wake.notified() => {}
+            _ = at_change => woken_for = next,
         }
         let ring = state.keyring.clone();
         match tokio::task::spawn_blocking(move || ring.tick()).await {

@@ -161,6 +161,12 @@ impl Policy {
     }
 }
 
+/// The `published` instant of a key written at the (truncated) second
+/// `now`: the next whole second, which never precedes the write.
+pub fn published_after(now: UnixTime) -> UnixTime {
+    now.saturating_add(1)
+}
+
 /// What the planner needs to know of a stored key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyMeta {
@@ -299,9 +305,15 @@ pub fn plan(keys: &[KeyMeta], algorithms: &[Algorithm], policy: &Policy, now: Un
                 && k.timeline.activates > current.timeline.activates
                 && k.timeline.state(now) == KeyState::Pending
         });
-        let due = current.timeline.deactivates.saturating_sub(policy.publish_ahead.as_secs());
+        // One second early: the successor is published at the next whole
+        // second and so activates exactly at the current key's end.
+        let due = current.timeline.deactivates.saturating_sub(policy.publish_ahead.as_secs()).saturating_sub(1);
         if !successor && now >= due {
-            let next = policy.ahead(now, current.timeline.deactivates);
+            // Instants are whole seconds and `now` is truncated: published
+            // at the next whole second, the key is in the store by then (it
+            // is written right after this plan), so its window is never
+            // shorter than `publish_ahead`.
+            let next = policy.ahead(published_after(now), current.timeline.deactivates);
             if next.activates > current.timeline.deactivates {
                 // Late (the service was down): the current key signs until
                 // the successor activates, and stays published for the

@@ -28,6 +28,12 @@ pub enum KeyStoreConfig {
     Postgres(Box<PgUrl>),
 }
 
+/// How long another server may take to follow a change of the store: the
+/// scheduler polls the folder (and the PostgreSQL generation, besides
+/// `LISTEN/NOTIFY`) this often. A key must be published for `jwks.max_age`
+/// plus this before it signs, so that every server's JWKS held it that long.
+pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Loads every key of `store` and screens it: a key whose timeline the
 /// policy could not have written ([`Policy::check`]) is reported with the
 /// damaged files and never used.

@@ -7,7 +7,10 @@ use super::{
     lifecycle::{self, KeyMeta, Policy, Timeline},
     store::{KeyRecord, KeyStore, Loaded},
 };
-use crate::{Error, clock::UnixTime};
+use crate::{
+    Error,
+    clock::{Clock, UnixTime},
+};
 
 /// What an operator action did, for the CLI to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +52,12 @@ fn add_successor(
     }
     let metas: Vec<KeyMeta> = records.iter().map(|r| r.meta.clone()).collect();
     let current = lifecycle::signer(&metas, alg, now).cloned();
-    let timeline = if immediately { policy.immediate(now) } else { policy.ahead(now, now) };
+    let timeline = if immediately {
+        policy.immediate(now)
+    } else {
+        let published = lifecycle::published_after(now);
+        policy.ahead(published, published)
+    };
     store.put(&KeyRecord { meta: KeyMeta { kid: key.kid().to_string(), alg, timeline }, pkcs8 })?;
     // Pending successors made earlier give way to this one: they never
     // sign (an empty signing window at this key's activation, where this
@@ -58,7 +66,11 @@ fn add_successor(
     for r in records.iter().filter(|r| r.meta.alg == alg && r.meta.timeline.state(now) == lifecycle::KeyState::Pending)
     {
         let mut t = r.meta.timeline;
-        t.activates = timeline.activates.max(t.published);
+        // Its activation is the new key's (never later, or it would
+        // outrank it); it was written before now, so `published` may move
+        // back to it.
+        t.activates = timeline.activates;
+        t.published = t.published.min(t.activates);
         t.deactivates = t.activates;
         t.expires = t.expires.max(t.deactivates);
         store.put(&KeyRecord { meta: KeyMeta { timeline: t, ..r.meta.clone() }, pkcs8: r.pkcs8.clone() })?;
@@ -80,16 +92,19 @@ fn add_successor(
 }
 
 /// `keys rotate`: generates a successor for `alg`.
+///
+/// The clock is read after the key is generated (RSA-4096 takes seconds),
+/// so `published` is never earlier than the key is in the store.
 pub fn rotate(
     store: &dyn KeyStore,
     policy: &Policy,
     alg: Algorithm,
     rsa_bits: usize,
-    now: UnixTime,
+    clock: &dyn Clock,
     immediately: bool,
 ) -> Result<Done, Error> {
     let pkcs8 = SigningKey::generate(alg, rsa_bits)?;
-    add_successor(store, policy, alg, pkcs8, now, immediately)
+    add_successor(store, policy, alg, pkcs8, clock.now(), immediately)
 }
 
 /// `keys import`: adds an existing PKCS#8 key as the successor for `alg`.
@@ -98,9 +113,9 @@ pub fn import(
     policy: &Policy,
     alg: Algorithm,
     pkcs8: Vec<u8>,
-    now: UnixTime,
+    clock: &dyn Clock,
 ) -> Result<Done, Error> {
-    add_successor(store, policy, alg, pkcs8, now, false)
+    add_successor(store, policy, alg, pkcs8, clock.now(), false)
 }
 
 /// `keys revoke`: withdraws `kid` from the JWKS at once; if it was
@@ -110,8 +125,9 @@ pub fn revoke(
     policy: &Policy,
     kid: &str,
     rsa_bits: usize,
-    now: UnixTime,
+    clock: &dyn Clock,
 ) -> Result<(Done, Option<Done>), Error> {
+    let now = clock.now();
     let loaded = super::load_screened(store, policy)?;
     if let Some(d) = loaded.damaged.iter().find(|d| d.kid.as_deref() == Some(kid)) {
         return Err(Error::Usage(format!("key {kid} is in {} but cannot be opened: {}", store.location(), d.reason)));
@@ -141,7 +157,7 @@ pub fn revoke(
     let replacement = if was_signing {
         // It replaces the revoked key (not whichever retired key the
         // store would otherwise fall back to).
-        let mut r = rotate(store, policy, rec.meta.alg, rsa_bits, now, true)?;
+        let mut r = rotate(store, policy, rec.meta.alg, rsa_bits, clock, true)?;
         r.replaces = Some(kid.to_string());
         Some(r)
     } else {
@@ -186,6 +202,10 @@ mod tests {
         (tmp, store, policy)
     }
 
+    fn at(t: UnixTime) -> crate::clock::ManualClock {
+        crate::clock::ManualClock::new(t)
+    }
+
     fn metas(store: &dyn KeyStore) -> Vec<KeyMeta> {
         store.load().unwrap().keys.into_iter().map(|r| r.meta).collect()
     }
@@ -193,31 +213,35 @@ mod tests {
     #[test]
     fn rotate_publishes_ahead_and_hands_over_at_activation() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &policy, Algorithm::ES256, 2048, 1000, true).unwrap();
-        let second = rotate(&store, &policy, Algorithm::ES256, 2048, 1100, false).unwrap();
+        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let second = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1100), false).unwrap();
         assert_eq!(second.replaces.as_deref(), Some(first.kid.as_str()));
-        assert_eq!(second.timeline.activates, 1700);
+        // Published at the second after the clock read: never before the write.
+        assert_eq!(second.timeline.published, 1101);
+        assert_eq!(second.timeline.activates, 1701);
         let m = metas(&store);
-        assert_eq!(lifecycle::signer(&m, Algorithm::ES256, 1699).unwrap().kid, first.kid);
-        assert_eq!(lifecycle::signer(&m, Algorithm::ES256, 1700).unwrap().kid, second.kid);
+        assert_eq!(lifecycle::signer(&m, Algorithm::ES256, 1700).unwrap().kid, first.kid);
+        assert_eq!(lifecycle::signer(&m, Algorithm::ES256, 1701).unwrap().kid, second.kid);
         let old = m.iter().find(|k| k.kid == first.kid).unwrap();
-        assert_eq!(old.timeline.deactivates, 1700);
-        assert!(old.timeline.is_published(1700 + 1199), "stays published for its tokens");
+        assert_eq!(old.timeline.deactivates, 1701);
+        assert!(old.timeline.is_published(1701 + 1199), "stays published for its tokens");
     }
 
     #[test]
     fn revoking_the_signer_replaces_it_at_once() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &policy, Algorithm::ES256, 2048, 1000, true).unwrap();
-        let (revoked, replacement) = revoke(&store, &policy, &first.kid, 2048, 1200).unwrap();
+        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let (revoked, replacement) = revoke(&store, &policy, &first.kid, 2048, &at(1200)).unwrap();
         assert_eq!(revoked.timeline.revoked, Some(1200));
         let replacement = replacement.unwrap();
         let m = metas(&store);
         assert_eq!(lifecycle::signer(&m, Algorithm::ES256, 1200).unwrap().kid, replacement.kid);
         assert!(!m.iter().find(|k| k.kid == first.kid).unwrap().timeline.is_published(1200));
-        assert!(matches!(revoke(&store, &policy, "nope", 2048, 1300), Err(Error::Usage(m)) if m.contains("no key")));
         assert!(
-            matches!(revoke(&store, &policy, &first.kid, 2048, 1300), Err(Error::Usage(m)) if m.contains("already"))
+            matches!(revoke(&store, &policy, "nope", 2048, &at(1300)), Err(Error::Usage(m)) if m.contains("no key"))
+        );
+        assert!(
+            matches!(revoke(&store, &policy, &first.kid, 2048, &at(1300)), Err(Error::Usage(m)) if m.contains("already"))
         );
     }
 
@@ -228,10 +252,10 @@ mod tests {
         let der = SigningKey::generate(Algorithm::ES256, 2048).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
         let pem = format!("-----BEGIN {label}-----\n{b64}\n-----END {label}-----\n", label = "PRIVATE KEY");
-        let done = import(&store, &policy, Algorithm::ES256, pkcs8_from_pem(&pem).unwrap(), 50).unwrap();
-        assert_eq!(done.timeline.activates, 650);
-        assert!(import(&store, &policy, Algorithm::ES256, der.clone(), 60).is_err());
-        assert!(import(&store, &policy, Algorithm::RS256, der, 60).is_err(), "wrong algorithm");
+        let done = import(&store, &policy, Algorithm::ES256, pkcs8_from_pem(&pem).unwrap(), &at(50)).unwrap();
+        assert_eq!(done.timeline.activates, 651);
+        assert!(import(&store, &policy, Algorithm::ES256, der.clone(), &at(60)).is_err());
+        assert!(import(&store, &policy, Algorithm::RS256, der, &at(60)).is_err(), "wrong algorithm");
         assert!(pkcs8_from_pem(&pem.replace("PRIVATE KEY", "RSA PRIVATE KEY")).is_err());
     }
 
@@ -247,9 +271,9 @@ mod tests {
     #[test]
     fn two_rotations_in_a_row_leave_exactly_one_active_key() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &policy, Algorithm::ES256, 2048, 1000, true).unwrap();
-        let b = rotate(&store, &policy, Algorithm::ES256, 2048, 1100, false).unwrap();
-        let c = rotate(&store, &policy, Algorithm::ES256, 2048, 1101, false).unwrap();
+        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let b = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1100), false).unwrap();
+        let c = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1101), false).unwrap();
         assert_eq!(c.replaces.as_deref(), Some(first.kid.as_str()));
         for now in [1100, 1700, 1701, 1702, 2000, 1701 + 3599] {
             let m = metas(&store);
@@ -267,7 +291,7 @@ mod tests {
             assert!(policy.check(&m.iter().find(|k| k.kid == b.kid).unwrap().timeline).is_ok());
         }
         // And `--now` after a pending successor: the new key signs, alone.
-        let d = rotate(&store, &policy, Algorithm::ES256, 2048, 1200, true).unwrap();
+        let d = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1200), true).unwrap();
         assert_eq!(active(&store, Algorithm::ES256, 1200), vec![d.kid.clone()]);
         assert_eq!(active(&store, Algorithm::ES256, 1701), vec![d.kid]);
     }
@@ -275,12 +299,30 @@ mod tests {
     #[test]
     fn revoke_replaces_names_the_revoked_key() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &policy, Algorithm::ES256, 2048, 1000, true).unwrap();
+        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
         // A second key signs at once; the first retires but stays published.
-        let second = rotate(&store, &policy, Algorithm::ES256, 2048, 1100, true).unwrap();
-        let (_, replacement) = revoke(&store, &policy, &second.kid, 2048, 1200).unwrap();
+        let second = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1100), true).unwrap();
+        let (_, replacement) = revoke(&store, &policy, &second.kid, 2048, &at(1200)).unwrap();
         let replacement = replacement.unwrap();
         assert_eq!(replacement.replaces.as_deref(), Some(second.kid.as_str()), "not {}", first.kid);
         assert_eq!(active(&store, Algorithm::ES256, 1200), vec![replacement.kid]);
+    }
+
+    /// Found by the random-operations test: a successor published at the
+    /// next second gave way to a revoke's replacement signing at once, and
+    /// its later activation made it outrank the replacement.
+    #[test]
+    fn a_pending_key_that_gives_way_to_a_revoke_replacement_never_signs() {
+        let (_t, store, policy) = setup();
+        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let pending = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), false).unwrap();
+        assert_eq!(pending.timeline.published, 1001);
+        let (_, replacement) = revoke(&store, &policy, &first.kid, 2048, &at(1000)).unwrap();
+        let replacement = replacement.unwrap();
+        let m = metas(&store);
+        for now in [1000, 1001, 1601, 2000] {
+            assert_eq!(lifecycle::signer(&m, Algorithm::ES256, now).unwrap().kid, replacement.kid, "at {now}");
+        }
+        assert!(m.iter().all(|k| policy.check(&k.timeline).is_ok()));
     }
 }

@@ -381,3 +381,71 @@ fn serve_binds_its_port_before_touching_the_store() {
     assert!(text(&out.stderr).contains("cannot listen"), "{}", text(&out.stderr));
     assert!(!keys.exists(), "no key folder was created, no key made");
 }
+
+#[test]
+fn check_config_refuses_publish_ahead_shorter_than_max_age_plus_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    let base = std::fs::read_to_string(&path).unwrap();
+    let with = |ahead: &str, max_age: &str| {
+        let text = base
+            .replace("[keys]\n", &format!("[jwks]\nmax_age = \"{max_age}\"\n[keys]\npublish_ahead = \"{ahead}\"\n"));
+        std::fs::write(&path, text).unwrap();
+        run(cmd().arg("--config").arg(&path).arg("check-config"), b"")
+    };
+    let out = with("2s", "2s");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    for named in ["keys.publish_ahead", "2s", "jwks.max_age", "follows", "1s", "3s"] {
+        assert!(err.contains(named), "names {named}: {err}");
+    }
+    ok(&with("3s", "2s"));
+}
+
+#[test]
+fn published_is_taken_after_generation() {
+    // RSA-4096 takes seconds to generate: a `published` taken before it
+    // shortens the window in which verifiers can fetch the key.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\", \"RS256\"]");
+    let text_cfg = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[keys]\n", "[jwks]\nmax_age = \"1s\"\n[keys]\nrsa_bits = 4096\npublish_ahead = \"4s\"\n");
+    std::fs::write(&path, text_cfg).unwrap();
+    let c = |args: &[&str]| {
+        let mut c = cmd();
+        c.arg("--config").arg(&path).args(args);
+        c
+    };
+    ok(&run(&mut c(&["keys", "rotate", "--now", "--alg", "ES256"]), b""));
+    let mut slowest = 0.0f64;
+    for _ in 0..2 {
+        let before = unix_secs_f64();
+        ok(&run(&mut c(&["keys", "rotate", "--alg", "RS256"]), b""));
+        let returned = unix_secs_f64();
+        slowest = slowest.max(returned - before);
+        let doc: serde_json::Value = serde_json::from_str(&ok(&run(&mut c(&["keys", "list", "--json"]), b""))).unwrap();
+        let newest = doc["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["alg"] == "RS256")
+            .max_by_key(|k| k["published"].as_u64().unwrap())
+            .unwrap()
+            .clone();
+        let published = newest["published"].as_f64().unwrap();
+        let activates = newest["activates"].as_f64().unwrap();
+        // The key is durable before the command returns: `published` (a
+        // whole second, rounded up) comes after the generation, and the
+        // key signs a full `publish_ahead` after the command returned
+        // (less the exit of the process).
+        assert!(published >= before.floor() + 1.0, "published {published} before generation ({before})");
+        assert!(activates - returned >= 4.0 - 0.25, "signs {:.2}s after the command returned", activates - returned);
+    }
+    eprintln!("slowest RSA-4096 `keys rotate`: {slowest:.2}s");
+}
+
+#[allow(clippy::disallowed_methods)] // the real time the command ran at
+fn unix_secs_f64() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}

@@ -135,8 +135,11 @@ fn an_invalid_secret_hash_is_refused_naming_the_key() {
 fn publish_ahead_shorter_than_jwks_max_age_is_refused() {
     let text = base().replace("[keys]\n", "[keys]\npublish_ahead = \"1m\"\n");
     assert_refused(&text, &["keys.publish_ahead", "jwks.max_age"]);
+    // The follow interval (1 s) counts too: equal to max_age is too short.
     let equal = base().replace("[keys]\n", "[keys]\npublish_ahead = \"5m\"\n");
-    assert!(load(&equal).is_ok());
+    assert_refused(&equal, &["keys.publish_ahead", "jwks.max_age", "5m 1s"]);
+    let enough = base().replace("[keys]\n", "[keys]\npublish_ahead = \"5m 1s\"\n");
+    assert!(load(&enough).is_ok());
 }
 
 #[test]

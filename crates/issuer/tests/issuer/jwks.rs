@@ -131,7 +131,16 @@ async fn a_key_set_change_rebuilds_the_body_and_the_etag_once() {
     let old_etag = old.header("etag").unwrap().to_string();
     let policy = f.state.config.key_policy();
     let now = f.state.keyring.snapshot().built_at;
-    jwks_issuer::keys::ops::rotate(ring.store(), &policy, jwks_jose::Algorithm::ES256, 2048, now, false).unwrap();
+    jwks_issuer::keys::ops::rotate(
+        ring.store(),
+        &policy,
+        jwks_jose::Algorithm::ES256,
+        2048,
+        // Published at the second after the rotation's clock reads: now.
+        &jwks_issuer::clock::ManualClock::new(now - 1),
+        false,
+    )
+    .unwrap();
     ring.reload().unwrap();
     let snapshot = ring.snapshot();
     let new = f.get(PATH).await;

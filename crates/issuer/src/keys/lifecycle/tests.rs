@@ -56,8 +56,10 @@ fn a_new_store_gets_one_immediate_key_per_algorithm() {
 fn successor_is_created_publish_ahead_before_the_current_key_ends() {
     let p = policy();
     let mut keys = vec![KeyMeta { kid: "a".into(), alg: Algorithm::ES256, timeline: p.immediate(T0) }];
-    assert!(plan(&keys, &[Algorithm::ES256], &p, T0 + H - 601).is_empty());
-    let actions = plan(&keys, &[Algorithm::ES256], &p, T0 + H - 600);
+    assert!(plan(&keys, &[Algorithm::ES256], &p, T0 + H - 602).is_empty());
+    // Planned one second early: published at the next whole second, after
+    // the key is written, so its window is exactly publish_ahead.
+    let actions = plan(&keys, &[Algorithm::ES256], &p, T0 + H - 601);
     assert_eq!(actions, vec![Action::Create { alg: Algorithm::ES256, timeline: p.timeline(T0 + H - 600, T0 + H) }]);
     apply(&mut keys, actions, &mut 0);
     assert!(plan(&keys, &[Algorithm::ES256], &p, T0 + H - 300).is_empty(), "one successor per slot");
@@ -100,13 +102,13 @@ fn a_late_successor_extends_the_current_key_instead_of_leaving_a_gap() {
     let keys = vec![KeyMeta { kid: "a".into(), alg: Algorithm::RS256, timeline: p.immediate(T0) }];
     let now = T0 + H + 300; // the service was down past the key's end
     let actions = plan(&keys, &[Algorithm::RS256], &p, now);
-    let create = p.timeline(now, now + 600);
-    assert!(actions.contains(&Action::Create { alg: Algorithm::RS256, timeline: create }));
+    let create = p.timeline(now + 1, now + 1 + 600);
+    assert!(actions.contains(&Action::Create { alg: Algorithm::RS256, timeline: create }), "{actions:?}");
     let Some(Action::Extend { timeline, .. }) = actions.iter().find(|a| matches!(a, Action::Extend { .. })) else {
         panic!("no extension in {actions:?}");
     };
-    assert_eq!(timeline.deactivates, now + 600);
-    assert_eq!(timeline.expires, now + 600 + 1200);
+    assert_eq!(timeline.deactivates, now + 1 + 600);
+    assert_eq!(timeline.expires, now + 1 + 600 + 1200);
 }
 
 /// A year of hourly rotation, checked every minute, with two outages: one
