@@ -22,11 +22,17 @@ if ! cargo fetch --locked --quiet; then
   echo "!! fuzz/Cargo.lock is out of date (see above); update and commit it" >&2
   exit 1
 fi
+# JWKS_FUZZ_CODEGEN_UNITS=16 (set by .ci/run): a faster build, somewhat
+# slower runs (cargo fuzz builds with 1 codegen unit by default).
+build_flags=(-s none -a)
+if [ -n "${JWKS_FUZZ_CODEGEN_UNITS:-}" ]; then
+  build_flags+=(--codegen-units "$JWKS_FUZZ_CODEGEN_UNITS")
+fi
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   echo "== $t: ${seconds}s"
-  if ! nice -n 19 cargo fuzz run -s none -a "$t" "corpus/$t" "seeds/$t" -- \
+  if ! nice -n 19 cargo fuzz run "${build_flags[@]}" "$t" "corpus/$t" "seeds/$t" -- \
       -max_total_time="$seconds" -dict=dict/json.dict -max_len=16384 -rss_limit_mb=2048 \
       -timeout=10 -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$t.log" 2>&1; then
     echo "!! $t failed or crashed: see fuzz/$t.log and fuzz/artifacts/$t/"
