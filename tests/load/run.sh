@@ -36,7 +36,7 @@ rsa_bits = $1
 rotation_period = "$2"
 publish_ahead = "$3"
 [jwks]
-max_age = "$3"
+max_age = "1s"
 [tokens]
 ttl = "5m"
 audience = "https://api.example.test"
