@@ -211,6 +211,27 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 fn check_config(config: &Config) -> Result<(), Error> {
+    // Everything `serve` checks before it touches the store: the KEK's
+    // presence and form, and the clients' assertion verifiers.
+    let sealer = keys::store::sealer_from_env()?;
+    if matches!(config.keys.store, KeyStoreConfig::Postgres(_)) && sealer.is_none() {
+        return Err(Error::Kek(format!(
+            "{} is required with `keys.postgres`: private keys are sealed before they reach the database",
+            keys::store::ENV_KEK
+        )));
+    }
+    let clock: crate::clock::SharedClock = std::sync::Arc::new(SystemClock);
+    let settings = config.token_settings();
+    let rule = crate::oauth::assertion::AudienceRule {
+        issuer: settings.issuer.clone(),
+        token_endpoint: settings.token_endpoint.clone(),
+        mode: settings.assertion_audience,
+    };
+    crate::oauth::assertion::Assertions::new(&config.clients, &rule, settings.assertion_max_lifetime, &clock)?;
+    crate::oauth::Clients::new(&config.clients)?;
+    if let Some(warning) = issuer_listen_mismatch(config) {
+        eprintln!("warning: {warning}");
+    }
     println!("{}: ok", config.path.display());
     println!("issuer   {}", config.issuer);
     println!("listen   {}", config.listen);
@@ -230,6 +251,28 @@ fn check_config(config: &Config) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// A loopback `listen` that the issuer URL does not name: tokens would
+/// carry an `iss` (and discovery a token endpoint) that nobody reaches,
+/// unless a proxy forwards the issuer's host to this address.
+fn issuer_listen_mismatch(config: &Config) -> Option<String> {
+    if !config.listen.ip().is_loopback() {
+        return None;
+    }
+    let url = url::Url::parse(&config.issuer).ok()?;
+    let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']');
+    let host_is_listen = host == "localhost"
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == config.listen.ip() || ip.is_loopback());
+    let port = url.port_or_known_default()?;
+    if host_is_listen && port == config.listen.port() {
+        return None;
+    }
+    Some(format!(
+        "`issuer` {} is not the address `serve` listens on ({}); that is right only behind a proxy that forwards \
+         it here",
+        config.issuer, config.listen
+    ))
 }
 
 fn algs(a: &[Algorithm]) -> String {

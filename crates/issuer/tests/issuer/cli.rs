@@ -449,3 +449,33 @@ fn published_is_taken_after_generation() {
 fn unix_secs_f64() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
 }
+
+#[test]
+fn check_config_checks_the_kek_and_warns_when_the_issuer_is_not_the_listen_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[\"ES256\"]");
+    let good = std::fs::read_to_string(&path).unwrap();
+    // A malformed KEK is refused, naming the variable.
+    let o = run(cmd().arg("--config").arg(&path).arg("check-config").env("JWKS_ISSUER_KEK", "short"), b"");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("JWKS_ISSUER_KEK"), "{}", text(&o.stderr));
+    // A PostgreSQL store without a KEK is refused as `serve` would.
+    let pg = good
+        .replace("[keys]\n", "[keys]\n")
+        .replacen("dir = ", "# dir = ", 1)
+        .replace("[keys]\n", "[keys]\npostgres = \"postgres://u@127.0.0.1/test\"\n");
+    std::fs::write(&path, &pg).unwrap();
+    let o = run(cmd().arg("--config").arg(&path).arg("check-config"), b"");
+    assert!(!o.status.success(), "{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("JWKS_ISSUER_KEK"), "{}", text(&o.stderr));
+    // An issuer naming another port than a loopback listen: a warning.
+    let listen_line = good.lines().find(|l| l.starts_with("listen")).map(str::to_owned);
+    let mismatched = match listen_line {
+        Some(l) => good.replace(&l, "listen = \"127.0.0.1:9999\""),
+        None => format!("listen = \"127.0.0.1:9999\"\n{good}"),
+    };
+    std::fs::write(&path, &mismatched).unwrap();
+    let o = run(cmd().arg("--config").arg(&path).arg("check-config"), b"");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("warning") && text(&o.stderr).contains("127.0.0.1:9999"), "{}", text(&o.stderr));
+}
