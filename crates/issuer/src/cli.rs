@@ -213,11 +213,11 @@ fn pem(label: &str, der: &[u8]) -> String {
 fn check_config(config: &Config) -> Result<(), Error> {
     // Everything `serve` checks before it touches the store: the KEK's
     // presence and form, and the clients' assertion verifiers.
-    let sealer = keys::store::sealer_from_env()?;
+    let sealer = store::sealer_from_env()?;
     if matches!(config.keys.store, KeyStoreConfig::Postgres(_)) && sealer.is_none() {
         return Err(Error::Kek(format!(
             "{} is required with `keys.postgres`: private keys are sealed before they reach the database",
-            keys::store::ENV_KEK
+            store::ENV_KEK
         )));
     }
     let clock: crate::clock::SharedClock = std::sync::Arc::new(SystemClock);
