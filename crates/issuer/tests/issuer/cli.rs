@@ -461,7 +461,6 @@ fn check_config_checks_the_kek_and_warns_when_the_issuer_is_not_the_listen_addre
     assert!(text(&o.stderr).contains("JWKS_ISSUER_KEK"), "{}", text(&o.stderr));
     // A PostgreSQL store without a KEK is refused as `serve` would.
     let pg = good
-        .replace("[keys]\n", "[keys]\n")
         .replacen("dir = ", "# dir = ", 1)
         .replace("[keys]\n", "[keys]\npostgres = \"postgres://u@127.0.0.1/test\"\n");
     std::fs::write(&path, &pg).unwrap();
