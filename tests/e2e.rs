@@ -33,5 +33,3 @@ mod rotation;
 mod slow_clients;
 #[path = "e2e/tokens.rs"]
 mod tokens;
-#[path = "e2e/vectors.rs"]
-mod vectors;
