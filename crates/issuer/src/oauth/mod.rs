@@ -3,7 +3,7 @@
 //! The rules live in [`service::TokenService`], free of the HTTP framework:
 //! what a client is ([`client`]), parsing and shape checks ([`request`]),
 //! secrets ([`secret`], [`clients`]), brute-force limits ([`throttle`],
-//! [`peer`]), `private_key_jwt` ([`assertion`]), DPoP ([`dpop`]),
+//! [`peer`]), `private_key_jwt` ([`assertion`]), DPoP (`dpop`),
 //! single-use ids ([`replay`]) and the error answers ([`error`]).
 //! [`endpoint`] is the thin actix-web adapter.
 
