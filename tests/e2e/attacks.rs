@@ -280,7 +280,9 @@ fn alg_none_variants_with_a_signature_are_unsupported_alg() {
 }
 
 #[test]
-fn alg_none_variants_without_a_signature_are_malformed() {
+fn alg_none_variants_without_a_signature_are_unsupported_alg() {
+    // Issue 22: `h.p.` and `h.p` with `alg: none` are refused by the
+    // allow-list rule, as `h.p.sig` is.
     let f = fx();
     let c = b64::encode(claims().to_string());
     let tokens: Vec<String> = ["none", "None", "NONE", "nOnE"]
@@ -290,7 +292,7 @@ fn alg_none_variants_without_a_signature_are_malformed() {
             [format!("{h}.{c}."), format!("{h}.{c}")]
         })
         .collect();
-    refused("malformed", &tokens);
+    refused("unsupported_alg", &tokens);
 }
 
 // ---------------------------------------------------------------------
