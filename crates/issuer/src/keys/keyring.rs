@@ -162,7 +162,7 @@ impl Keyring {
         {
             let _lock = ring.store.lock(LOCK_TIMEOUT, ring.clock.as_ref())?;
             let fingerprint = ring.store.fingerprint()?;
-            let loaded = super::load_screened(ring.store.as_ref(), &ring.policy)?;
+            let loaded = super::screen::load_screened(ring.store.as_ref(), &ring.policy)?;
             if loaded.none_opens() {
                 // A wrong KEK, or every file damaged: creating first keys
                 // here would replace, unannounced, the keys that verifiers
@@ -294,7 +294,7 @@ impl Keyring {
     pub fn reconcile(&self) -> Result<(), Error> {
         let _lock = self.store.lock(LOCK_TIMEOUT, self.clock.as_ref())?;
         let fingerprint = self.store.fingerprint()?;
-        let loaded = super::load_screened(self.store.as_ref(), &self.policy)?;
+        let loaded = super::screen::load_screened(self.store.as_ref(), &self.policy)?;
         if let Err(e) = loaded.writable(&self.store.location()) {
             self.install(loaded, fingerprint)?;
             return Err(e);
@@ -373,7 +373,7 @@ impl Keyring {
     /// Reloads the store and swaps in a new snapshot, reusing parsed keys.
     pub fn reload(&self) -> Result<(), Error> {
         let fingerprint = self.store.fingerprint()?;
-        let loaded = super::load_screened(self.store.as_ref(), &self.policy)?;
+        let loaded = super::screen::load_screened(self.store.as_ref(), &self.policy)?;
         self.install(loaded, fingerprint)
     }
 
@@ -574,7 +574,7 @@ mod tests {
         doc["timeline"]["expires"] = serde_json::json!(T0 + 10 * 365 * 86400 + 1200);
         fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
         assert_eq!(store.load().unwrap().keys.len(), 1, "the store itself still decodes it");
-        let screened = crate::keys::load_screened(&store, &policy()).unwrap();
+        let screened = crate::keys::screen::load_screened(&store, &policy()).unwrap();
         assert!(screened.keys.is_empty());
         assert!(screened.damaged[0].reason.contains("longer than this policy allows"), "{:?}", screened.damaged);
         // And the server refuses to start on it rather than replace it.
@@ -704,7 +704,7 @@ mod tests {
             let mut last_signed: HashMap<String, u64> = HashMap::new();
             let mut revoked: Vec<String> = Vec::new();
             for step in 0..60 {
-                let kids_before: Vec<String> = crate::keys::load_screened(ring.store(), &p)
+                let kids_before: Vec<String> = crate::keys::screen::load_screened(ring.store(), &p)
                     .unwrap()
                     .keys
                     .iter()
@@ -757,7 +757,7 @@ mod tests {
                         // A restart: a new process on the same folder.
                         drop(ring);
                         let metas: Vec<KeyMeta> =
-                            crate::keys::load_screened(&DirStore::open(tmp.path(), None).unwrap(), &p)
+                            crate::keys::screen::load_screened(&DirStore::open(tmp.path(), None).unwrap(), &p)
                                 .unwrap()
                                 .keys
                                 .into_iter()
@@ -772,7 +772,7 @@ mod tests {
                     }
                 }
                 let now = clock.now();
-                let loaded = crate::keys::load_screened(ring.store(), &p).unwrap();
+                let loaded = crate::keys::screen::load_screened(ring.store(), &p).unwrap();
                 assert!(loaded.damaged.is_empty(), "seed {seed} step {step}: {:?}", loaded.damaged);
                 let metas: Vec<KeyMeta> = loaded.keys.iter().map(|r| r.meta.clone()).collect();
                 if may_sign_at_once {

@@ -7,11 +7,13 @@ pub mod keyring;
 pub mod lifecycle;
 pub mod ops;
 pub mod postgres;
+mod screen;
 pub mod store;
 
 pub use keyring::{ActiveKey, JwksDocument, Keyring, Snapshot};
 pub use lifecycle::{KeyMeta, KeyState, Policy, Timeline};
 pub use postgres::{PgStore, PgUrl};
+pub use screen::load_screened;
 pub use store::{DirStore, KeyRecord, KeyStore};
 
 use std::path::PathBuf;
@@ -33,26 +35,6 @@ pub enum KeyStoreConfig {
 /// `LISTEN/NOTIFY`) this often. A key must be published for `jwks.max_age`
 /// plus this before it signs, so that every server's JWKS held it that long.
 pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Loads every key of `store` and screens it: a key whose timeline the
-/// policy could not have written ([`Policy::check`]) is reported with the
-/// damaged files and never used.
-pub fn load_screened(store: &dyn KeyStore, policy: &Policy) -> Result<store::Loaded, Error> {
-    let mut loaded = store.load()?;
-    let mut keys = Vec::with_capacity(loaded.keys.len());
-    for rec in loaded.keys {
-        match policy.check(&rec.meta.timeline) {
-            Ok(()) => keys.push(rec),
-            Err(reason) => loaded.damaged.push(store::Damaged {
-                file: format!("key {}", rec.meta.kid),
-                kid: Some(rec.meta.kid.clone()),
-                reason: format!("{reason}; refused"),
-            }),
-        }
-    }
-    loaded.keys = keys;
-    Ok(loaded)
-}
 
 /// Opens the store `store` names. Blocking: call off the executor.
 ///

@@ -29,7 +29,7 @@ pub struct Done {
 /// never writes to a store holding keys it cannot open (under another KEK,
 /// damaged, or with a timeline out of policy).
 fn load_writable(store: &dyn KeyStore, policy: &Policy) -> Result<Vec<KeyRecord>, Error> {
-    let loaded = super::load_screened(store, policy)?;
+    let loaded = super::screen::load_screened(store, policy)?;
     loaded.writable(&store.location())?;
     Ok(loaded.keys)
 }
@@ -128,7 +128,7 @@ pub fn revoke(
     clock: &dyn Clock,
 ) -> Result<(Done, Option<Done>), Error> {
     let now = clock.now();
-    let loaded = super::load_screened(store, policy)?;
+    let loaded = super::screen::load_screened(store, policy)?;
     if let Some(d) = loaded.damaged.iter().find(|d| d.kid.as_deref() == Some(kid)) {
         return Err(Error::Usage(format!("key {kid} is in {} but cannot be opened: {}", store.location(), d.reason)));
     }
@@ -189,7 +189,7 @@ mod tests {
 
     use super::*;
 
-    use crate::keys::DirStore;
+    use crate::keys::store::DirStore;
 
     fn setup() -> (tempfile::TempDir, DirStore, Policy) {
         let tmp = tempfile::tempdir().unwrap();
