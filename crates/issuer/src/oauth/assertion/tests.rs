@@ -78,7 +78,7 @@ async fn each_bad_assertion_is_rejected_with_a_precise_reason() {
     // alg none, and HS256 with the public key as the secret.
     let body = b64::encode(claims("svc", "svc", TOKEN_URL, NOW + 60, "j"));
     let none = format!("{}.{body}.", b64::encode(r#"{"alg":"none"}"#));
-    rejected(&v, &none, "malformed").await;
+    rejected(&v, &none, "unsupported_alg").await;
     let none = format!("{}.{body}.c2ln", b64::encode(r#"{"alg":"none"}"#));
     rejected(&v, &none, "unsupported_alg").await;
     let hs = format!("{}.{body}.c2ln", b64::encode(format!(r#"{{"alg":"HS256","kid":"{}"}}"#, k.kid())));
