@@ -40,8 +40,10 @@ const ERROR_CODES: [&str; 8] = [
     "server_error",
 ];
 
-/// Counter handles of tokens issued: by kid, then algorithm, then client.
-type IssuedMap = HashMap<String, HashMap<Algorithm, HashMap<String, Counter>>>;
+/// Counter handles of tokens issued: by (kid, algorithm), a short list (the
+/// keys the issuer signed with in this process's life, compared without
+/// hashing the long kid), then by client.
+type IssuedMap = Vec<(Algorithm, String, HashMap<String, Counter>)>;
 
 /// The issuer's counters.
 pub struct Metrics {
@@ -85,7 +87,7 @@ impl Metrics {
         Metrics {
             recorder,
             handle,
-            issued: ArcSwap::from_pointee(HashMap::new()),
+            issued: ArcSwap::from_pointee(IssuedMap::new()),
             errors: ArcSwap::from_pointee(errors),
             rotation_failures,
         }
@@ -95,7 +97,9 @@ impl Metrics {
     /// lookup and an atomic increment, no allocation.
     pub fn token_issued(&self, client: &str, alg: Algorithm, kid: &str) {
         let seen = self.issued.load();
-        if let Some(c) = seen.get(kid).and_then(|by_alg| by_alg.get(&alg)).and_then(|by_client| by_client.get(client)) {
+        let cached =
+            seen.iter().find(|(a, k, _)| *a == alg && k == kid).and_then(|(_, _, by_client)| by_client.get(client));
+        if let Some(c) = cached {
             c.increment(1);
             return;
         }
@@ -111,12 +115,12 @@ impl Metrics {
         counter.increment(1);
         self.issued.rcu(|map| {
             let mut map = IssuedMap::clone(map);
-            map.entry(kid.to_string())
-                .or_default()
-                .entry(alg)
-                .or_default()
-                .entry(client.to_string())
-                .or_insert_with(|| counter.clone());
+            match map.iter_mut().find(|(a, k, _)| *a == alg && k == kid) {
+                Some((_, _, by_client)) => {
+                    by_client.entry(client.to_string()).or_insert_with(|| counter.clone());
+                }
+                None => map.push((alg, kid.to_string(), HashMap::from([(client.to_string(), counter.clone())]))),
+            }
             map
         });
     }
@@ -186,4 +190,74 @@ fn key_set_gauges(snapshot: &Snapshot, leader: bool, now: UnixTime) -> String {
     #[allow(clippy::cast_precision_loss)] // a count of files
     r.register_gauge(&Key::from_static_name(DAMAGED), &md).set(snapshot.damaged.len() as f64);
     r.handle().render()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+    use super::*;
+
+    fn sample(text: &str, series: &str) -> Option<u64> {
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// Threads that all miss the cache for one new triple at once count
+    /// into one counter: no count is lost to the race.
+    #[test]
+    fn first_counts_of_a_triple_from_many_threads_are_not_lost() {
+        let m = Metrics::new();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        m.token_issued("svc", Algorithm::ES256, "k1");
+                        m.token_issued("svc", Algorithm::RS256, "k2");
+                        m.token_error("invalid_client");
+                    }
+                });
+            }
+        });
+        let text = m.handle.render();
+        assert_eq!(
+            sample(&text, r#"jwks_issuer_tokens_issued_total{client_id="svc",alg="ES256",kid="k1"}"#),
+            Some(8000)
+        );
+        assert_eq!(
+            sample(&text, r#"jwks_issuer_tokens_issued_total{client_id="svc",alg="RS256",kid="k2"}"#),
+            Some(8000)
+        );
+        assert_eq!(sample(&text, r#"jwks_issuer_token_errors_total{error="invalid_client"}"#), Some(8000));
+        assert_eq!(m.issued.load().len(), 2, "one cache entry per (alg, kid)");
+    }
+
+    /// A client id with a quote or a newline stays one well-formed label.
+    #[test]
+    fn a_client_id_with_a_quote_is_escaped_in_its_label() {
+        let m = Metrics::new();
+        m.token_issued("a\"b\nc", Algorithm::ES256, "k1");
+        let text = m.handle.render();
+        assert_eq!(
+            sample(&text, r#"jwks_issuer_tokens_issued_total{client_id="a\"b\nc",alg="ES256",kid="k1"}"#),
+            Some(1),
+            "{text}"
+        );
+    }
+
+    /// A code outside the registered set still counts.
+    #[test]
+    fn an_unlisted_error_code_is_counted_when_first_seen() {
+        let m = Metrics::new();
+        m.token_error("some_new_code");
+        m.token_error("some_new_code");
+        let text = m.handle.render();
+        assert_eq!(sample(&text, r#"jwks_issuer_token_errors_total{error="some_new_code"}"#), Some(2), "{text}");
+    }
+
+    #[test]
+    fn rotation_failures_count() {
+        let m = Metrics::new();
+        m.rotation_failed();
+        assert_eq!(sample(&m.handle.render(), "jwks_issuer_rotation_failures_total"), Some(1));
+    }
 }
