@@ -10,6 +10,7 @@ mod discovery;
 mod dpop;
 mod hardening;
 mod jwks;
+mod metrics;
 mod postgres;
 mod private_key_jwt;
 mod secret_cache;
