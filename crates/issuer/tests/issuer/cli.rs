@@ -45,6 +45,13 @@ fn ok(o: &Output) -> String {
 }
 
 /// A valid config over `dir/keys` in `dir/issuer.toml`, with `algorithms`.
+/// The binary with `--config path` and `args`.
+fn with_config(path: &Path, args: &[&str]) -> Command {
+    let mut c = cmd();
+    c.arg("--config").arg(path).args(args);
+    c
+}
+
 fn write_config(dir: &Path, algorithms: &str) -> PathBuf {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
@@ -213,11 +220,7 @@ fn help_works_on_every_subcommand() {
 fn keys_list_json_shows_the_keys_after_keys_rotate() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "[\"ES256\"]");
-    let c = |args: &[&str]| {
-        let mut c = cmd();
-        c.arg("--config").arg(&path).args(args);
-        c
-    };
+    let c = |args: &[&str]| with_config(&path, args);
     ok(&run(&mut c(&["keys", "rotate", "--now", "--alg", "ES256"]), b""));
     ok(&run(&mut c(&["keys", "rotate", "--alg", "ES256"]), b""));
     let out = ok(&run(&mut c(&["keys", "list", "--json"]), b""));
@@ -284,11 +287,7 @@ fn revoke_takes_a_kid_that_begins_with_a_dash() {
     use jwks_jose::{Algorithm, SigningKey};
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "[\"ES256\"]");
-    let c = |args: &[&str]| {
-        let mut c = cmd();
-        c.arg("--config").arg(&path).args(args);
-        c
-    };
+    let c = |args: &[&str]| with_config(&path, args);
     ok(&run(&mut c(&["keys", "rotate", "--now", "--alg", "ES256"]), b""));
     // One kid in 64 begins with `-`: make ES256 keys until one does.
     let (der, kid) = (0..2000)
@@ -342,11 +341,7 @@ fn keys_list_on_a_closed_pipe_does_not_panic() {
 fn keys_list_says_which_key_signs_and_what_changes_next() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "[\"ES256\"]");
-    let c = |args: &[&str]| {
-        let mut c = cmd();
-        c.arg("--config").arg(&path).args(args);
-        c
-    };
+    let c = |args: &[&str]| with_config(&path, args);
     ok(&run(&mut c(&["keys", "rotate", "--now"]), b""));
     ok(&run(&mut c(&["keys", "rotate"]), b""));
     ok(&run(&mut c(&["keys", "rotate"]), b""));
@@ -412,11 +407,7 @@ fn published_is_taken_after_generation() {
         .unwrap()
         .replace("[keys]\n", "[jwks]\nmax_age = \"1s\"\n[keys]\nrsa_bits = 4096\npublish_ahead = \"4s\"\n");
     std::fs::write(&path, text_cfg).unwrap();
-    let c = |args: &[&str]| {
-        let mut c = cmd();
-        c.arg("--config").arg(&path).args(args);
-        c
-    };
+    let c = |args: &[&str]| with_config(&path, args);
     ok(&run(&mut c(&["keys", "rotate", "--now", "--alg", "ES256"]), b""));
     let mut slowest = 0.0f64;
     for _ in 0..2 {
