@@ -73,26 +73,44 @@
 
 #[cfg(feature = "actix")]
 pub mod actix;
+pub mod answer;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod cache;
 mod claims;
 mod clock;
+mod credentials;
 pub mod dangerous;
 pub mod dpop;
 mod error;
 mod http;
 mod json;
 mod keys;
+mod multi;
 mod proof;
+mod resource;
 pub mod telemetry;
 mod token;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod verifier;
 
-pub use cache::JwksStatus;
+pub use cache::{CacheSnapshot, JwksStatus};
 pub use claims::{Audience, Claims};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock, UnixTime};
+pub use credentials::PublicBaseUrl;
 pub use error::Error;
 pub use http::MAX_BODY_BYTES;
 pub use jwks_jose::{Algorithm, JwkSet};
 pub use keys::MAX_KEYS;
+pub use multi::{MultiVerifier, MultiVerifierBuilder};
+pub use resource::ProtectedResource;
 pub use token::MAX_TOKEN_LEN;
 pub use verifier::{OfflineVerifier, Verified, Verifier, VerifierBuilder};
+
+/// A scope required by a `Scoped` extractor (actix or axum), named at the
+/// type level.
+pub trait Scope {
+    /// The scope value (one scope token, RFC 6749 §3.3).
+    const NAME: &'static str;
+}
