@@ -9,6 +9,7 @@ mod cli;
 mod dpop;
 #[cfg(feature = "actix")]
 mod extractor;
+mod multi;
 mod rules;
 mod support;
 mod telemetry;
