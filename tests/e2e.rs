@@ -13,6 +13,8 @@ mod age_proxy;
 mod argon2_burst;
 #[path = "e2e/attacks.rs"]
 mod attacks;
+#[path = "e2e/axum_example.rs"]
+mod axum_example;
 #[path = "e2e/common.rs"]
 mod common;
 #[path = "e2e/config.rs"]

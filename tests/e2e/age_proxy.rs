@@ -105,6 +105,9 @@ async fn get_age(http: &reqwest::Client, url: &str) -> Option<(u64, String)> {
     let resp = http.get(url).send().await.ok()?;
     let age = resp.headers().get("age")?.to_str().ok()?.parse().ok()?;
     let cache = resp.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    if cache != "HIT" {
+        eprintln!("age_proxy: {} {cache}: {:?}", resp.status(), resp.headers());
+    }
     Some((age, cache))
 }
 
@@ -118,7 +121,8 @@ async fn verifier_behind_a_caching_proxy_expires_keys_at_max_age_less_age() {
     let port = free_port();
     let upstream = issuer.url.trim_start_matches("http://").to_owned();
     let _nginx = start_nginx(dir.path(), port, &upstream);
-    let proxied = format!("http://127.0.0.1:{port}/jwks");
+    let path = issuer.jwks_uri().trim_start_matches(&issuer.url).to_owned();
+    let proxied = format!("http://127.0.0.1:{port}{path}");
     let http = http();
 
     // Prime the cache, then let the cached copy age a little (real time).

@@ -62,9 +62,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Resource servers plug it in through [`actix`] or [`tower`] and [`axum`],
+//! which answer refusals by one mapping ([`answer`]); a [`MultiVerifier`]
+//! serves several issuers; [`ProtectedResource`] is the RFC 9728 metadata.
+//!
 //! Features: `aws-lc-rs` (default) or `ring` selects the crypto backend of
 //! `jwks-jose` and of the JWKS client's TLS (rustls); `actix` (default)
-//! adds the `actix` extractor; `cli` (not default) builds the
+//! adds the `actix` extractors; `axum` (default) the tower layer and the
+//! axum extractors (`tower` alone: the layer); `native-roots` the
+//! platform's root certificates as an option; `cli` (not default) builds the
 //! `jwks-verify` binary, so the library's users do not compile its
 //! argument parser and log subscriber. Counters are
 //! emitted through the `metrics` facade under the names in [`telemetry`].
