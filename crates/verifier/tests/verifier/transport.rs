@@ -218,3 +218,33 @@ async fn requests_go_through_the_configured_proxy() {
     v.verify(&token(&key)).await.unwrap();
     assert_eq!(lines.lock().unwrap().as_slice(), ["GET http://jwks.internal.test/keys HTTP/1.1"]);
 }
+
+#[cfg(not(feature = "native-roots"))]
+#[tokio::test]
+async fn native_roots_without_the_feature_is_a_config_error() {
+    let err = Verifier::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .jwks_uri("https://127.0.0.1:9/jwks")
+        .ssl_cert_file_from_env(false)
+        .native_roots(true)
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_config");
+    assert!(err.to_string().contains("native-roots"), "{err}");
+}
+
+#[cfg(feature = "native-roots")]
+#[tokio::test]
+async fn native_roots_load_the_platform_store() {
+    let v = Verifier::builder()
+        .issuer(ISS)
+        .audience(AUD)
+        .jwks_uri("https://127.0.0.1:9/jwks")
+        .ssl_cert_file_from_env(false)
+        .native_roots(true)
+        .build()
+        .await;
+    assert!(v.is_ok(), "{:?}", v.err());
+}
