@@ -7,10 +7,14 @@
 //! and key folder; every child process is killed on drop.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
+#[path = "e2e/age_proxy.rs"]
+mod age_proxy;
 #[path = "e2e/argon2_burst.rs"]
 mod argon2_burst;
 #[path = "e2e/attacks.rs"]
 mod attacks;
+#[path = "e2e/axum_example.rs"]
+mod axum_example;
 #[path = "e2e/common.rs"]
 mod common;
 #[path = "e2e/config.rs"]

@@ -18,9 +18,10 @@
 //! `oversized_jwks_bodies_are_refused_and_the_last_good_keys_kept`,
 //! `redirects_to_another_host_are_refused_and_same_host_followed`.
 //!
-//! Codes where framing comes first: an empty signature segment (`alg`
-//! none "without a signature", an empty ECDSA signature) is `malformed`,
-//! since the token is split before its header is read; a 10 KB `kid`
+//! Codes where framing comes first: an empty signature segment (an empty
+//! ECDSA signature) is `malformed`, since the token is split before its
+//! header is read, except when the header says `alg: none` (`h.p.` and
+//! `h.p`), which is `unsupported_alg` by the allow-list rule; a 10 KB `kid`
 //! makes a token over 8 KiB, hence `token_too_large`. The CLI trims each
 //! input line (line framing), so whitespace cases put the blank inside.
 

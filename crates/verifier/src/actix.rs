@@ -54,12 +54,18 @@ use actix_web::{
     web,
 };
 
-use crate::{Claims, Error, Verifier, dpop};
+use crate::{
+    Claims, Error, MultiVerifier, ProtectedResource, Verifier,
+    answer::{ChallengeOptions, Refusal},
+    credentials::{self, Credentials},
+};
+pub use crate::{PublicBaseUrl, Scope};
 
 /// The claims of a request whose bearer token verified.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     claims: Claims,
+    options: ChallengeOptions,
 }
 
 impl Authenticated {
@@ -79,16 +85,17 @@ impl Authenticated {
         if self.claims.has_scope(scope) {
             Ok(())
         } else {
-            Err(AuthError::from(Error::InsufficientScope { scope: scope.to_owned() }))
+            Err(AuthError::from(Error::InsufficientScope { scope: scope.to_owned() }).with_options(&self.options))
         }
     }
 }
 
-/// A scope required by [`Scoped`], named at the type level.
-pub trait Scope {
-    /// The scope value (one scope token, RFC 6749 §3.3).
-    const NAME: &'static str;
-}
+/// Optional authentication: `None` when the request has no credentials
+/// (no `Authorization` header, or another scheme), the claims when its
+/// token verifies; a bad token is still refused (401), unlike
+/// `Option<Authenticated>`, which actix turns into `None` on any error.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthenticated(pub Option<Authenticated>);
 
 /// Like [`Authenticated`], and the token must carry the scope `S::NAME`
 /// (403 `insufficient_scope` otherwise).
@@ -115,51 +122,17 @@ impl<S: Scope> Scoped<S> {
     }
 }
 
-/// The public base URL of this resource server (scheme, host, optional
-/// port and path prefix) as clients address it: the base of the URL that
-/// DPoP proofs (`htu`) are checked against. Register it as app data when
-/// the server runs behind a reverse proxy; the request path is appended.
-///
-/// ```
-/// use jwks_verifier::actix::PublicBaseUrl;
-///
-/// let base = PublicBaseUrl::new("https://api.example.com/v1")?;
-/// let app = actix_web::App::new().app_data(base);
-/// # let _ = app;
-/// # Ok::<(), jwks_verifier::Error>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct PublicBaseUrl(String);
-
-impl PublicBaseUrl {
-    /// An http(s) URL without query or fragment.
-    pub fn new(url: &str) -> Result<Self, Error> {
-        let parsed = url::Url::parse(url).map_err(|e| Error::config(format!("public base URL: {e}")))?;
-        if !matches!(parsed.scheme(), "https" | "http") || parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(Error::config("the public base URL must be http(s) without query or fragment"));
-        }
-        Ok(PublicBaseUrl(url.trim_end_matches('/').to_owned()))
-    }
-}
-
-/// The authentication scheme a challenge names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scheme {
-    Bearer,
-    Dpop,
-}
-
 /// Why an extractor refused a request; renders the RFC 6750 §3 or
-/// RFC 9449 §7.1 answer.
+/// RFC 9449 §7.1 answer of the crate's one mapping ([`crate::answer`]).
 #[derive(Debug)]
 pub struct AuthError {
-    error: Error,
-    scheme: Scheme,
+    refusal: Refusal,
+    options: ChallengeOptions,
 }
 
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.error.fmt(f)
+        self.refusal.fmt(f)
     }
 }
 
@@ -168,186 +141,51 @@ impl std::error::Error for AuthError {}
 impl From<Error> for AuthError {
     /// The challenge names `DPoP` for the DPoP errors, `Bearer` otherwise.
     fn from(error: Error) -> Self {
-        let scheme = match error {
-            Error::InvalidDpopProof { .. } | Error::DpopBound | Error::NotDpopBound => Scheme::Dpop,
-            _ => Scheme::Bearer,
-        };
-        AuthError { error, scheme }
+        AuthError { refusal: Refusal::from(error), options: ChallengeOptions::default() }
     }
 }
 
 impl AuthError {
     /// The error.
     pub fn error(&self) -> &Error {
-        &self.error
+        self.refusal.error()
     }
 
-    /// An error of a request that used the `DPoP` scheme.
-    fn dpop(error: Error) -> Self {
-        AuthError { error, scheme: Scheme::Dpop }
+    fn from_refusal(refusal: Refusal) -> Self {
+        AuthError { refusal, options: ChallengeOptions::default() }
     }
 
-    /// A fixed, client-safe description (no token or key details).
-    fn description(&self) -> &'static str {
-        match &self.error {
-            Error::Malformed { .. } => "the access token is malformed",
-            Error::TokenTooLarge { .. } => "the access token is too large",
-            Error::UnsupportedAlg { .. } | Error::AlgMismatch { .. } => "the token's algorithm is not accepted",
-            Error::UnsupportedCrit => "the token has critical header extensions",
-            Error::WrongType { .. } => "the token is not an access token (typ)",
-            Error::UnknownKid { .. } => "the token's signing key is unknown",
-            Error::BadSignature => "the token's signature is invalid",
-            Error::WrongIssuer { .. } => "the token was issued by another issuer",
-            Error::WrongAudience => "the token is not meant for this resource",
-            Error::Expired { .. } => "the access token expired",
-            Error::NotYetValid { .. } | Error::IssuedInFuture { .. } => "the access token is not valid yet",
-            Error::MissingClaim { .. } => "the access token lacks a required claim",
-            Error::InvalidClaim { .. } => "the access token has an invalid claim",
-            Error::InsufficientScope { .. } => "the access token lacks the required scope",
-            Error::MissingToken => "no access token",
-            Error::JwksUnavailable { .. } | Error::Config { .. } => "the token cannot be verified now",
-            Error::InvalidDpopProof { .. } => "the DPoP proof is invalid",
-            Error::DpopBound => "the access token is DPoP-bound: use the DPoP scheme with a proof",
-            Error::NotDpopBound => "the access token is not DPoP-bound: use the Bearer scheme",
-        }
+    fn with_options(mut self, options: &ChallengeOptions) -> Self {
+        self.options = options.clone();
+        self
     }
-
-    /// The description sent: fixed text, or for a refused proof the rule it
-    /// broke (RFC 9449 asks for a precise one), reduced to the characters
-    /// RFC 6749 §5.2 allows (quotes, backslashes and anything outside
-    /// printable ASCII replaced).
-    fn client_description(&self) -> String {
-        match &self.error {
-            Error::InvalidDpopProof { reason } => jwks_jose::text::error_description(&reason.to_string(), 200),
-            _ => self.description().to_owned(),
-        }
-    }
-
-    /// The RFC 6750 §3 / RFC 9449 §7.1 error code, if the answer has one.
-    fn wire_code(&self) -> Option<&'static str> {
-        match &self.error {
-            // No error code when the request has no credentials (RFC 6750 §3.1).
-            Error::MissingToken => None,
-            Error::InsufficientScope { .. } => Some("insufficient_scope"),
-            Error::JwksUnavailable { .. } | Error::InvalidDpopProof { reason: dpop::ProofError::ReplayCacheFull } => {
-                Some("temporarily_unavailable")
-            }
-            Error::Config { .. } => Some("server_error"),
-            Error::InvalidDpopProof { .. } => Some("invalid_dpop_proof"),
-            _ => Some("invalid_token"),
-        }
-    }
-}
-
-/// The `algs` parameter of a DPoP challenge (RFC 9449 §7.1).
-fn dpop_algs() -> String {
-    dpop::ALGORITHMS.map(|a| a.as_str()).join(" ")
 }
 
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
-        match &self.error {
-            Error::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Error::JwksUnavailable { .. } | Error::InvalidDpopProof { reason: dpop::ProofError::ReplayCacheFull } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Error::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNAUTHORIZED,
-        }
+        StatusCode::from_u16(self.refusal.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        let mut response = HttpResponse::build(status);
-        let description = self.client_description();
-        let code = self.wire_code();
-        let scheme = match self.scheme {
-            Scheme::Bearer => "Bearer",
-            Scheme::Dpop => "DPoP",
-        };
-        let algs = match self.scheme {
-            Scheme::Bearer => String::new(),
-            Scheme::Dpop => format!(r#", algs="{}""#, dpop_algs()),
-        };
-        match (&self.error, code) {
-            (Error::MissingToken, _) => {
-                // Both schemes are accepted (RFC 9449 §7.2).
-                response.append_header((header::WWW_AUTHENTICATE, "Bearer"));
-                response.append_header((header::WWW_AUTHENTICATE, format!(r#"DPoP algs="{}""#, dpop_algs())));
-            }
-            (Error::InsufficientScope { scope }, _) => {
-                let scope = scope.replace(['"', '\\'], "");
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    format!(r#"{scheme} error="insufficient_scope", error_description="{description}", scope="{scope}"{algs}"#),
-                ));
-            }
-            (_, Some(code @ ("invalid_token" | "invalid_dpop_proof"))) => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    format!(r#"{scheme} error="{code}", error_description="{description}"{algs}"#),
-                ));
-            }
-            _ => {}
+        let answer = self.refusal.answer(&self.options);
+        let mut response = HttpResponse::build(self.status_code());
+        for challenge in answer.challenges {
+            response.append_header((header::WWW_AUTHENTICATE, challenge));
         }
-        match &self.error {
-            Error::Config { .. } => tracing::error!(error = %self.error, "verifier misconfigured"),
-            Error::JwksUnavailable { .. } => tracing::warn!(error = %self.error, "token not verifiable now"),
-            other => tracing::debug!(code = other.code(), error = %other, "request refused"),
+        for (name, value) in answer.headers {
+            response.append_header((name, value));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, "30"));
-        }
-        match code {
-            None => response.json(serde_json::json!({ "error_description": description })),
-            Some(code) => response.json(serde_json::json!({ "error": code, "error_description": description })),
-        }
+        response.content_type("application/json").body(answer.body)
     }
-}
-
-/// The credentials of a request.
-#[derive(Debug)]
-enum Credentials {
-    /// `Authorization: Bearer <token>` (RFC 6750 §2.1).
-    Bearer(String),
-    /// `Authorization: DPoP <token>` and one `DPoP` header (RFC 9449 §7.1).
-    Dpop { token: String, proof: String },
 }
 
 /// The credentials of a request: a bearer token, or a DPoP token and proof.
 fn credentials(req: &HttpRequest) -> Result<Credentials, AuthError> {
-    let mut values = req.headers().get_all(header::AUTHORIZATION);
-    let Some(value) = values.next() else { return Err(Error::MissingToken.into()) };
-    if values.next().is_some() {
-        return Err(Error::malformed("more than one Authorization header").into());
-    }
-    let value = value.to_str().map_err(|_| Error::malformed("Authorization header is not ASCII"))?;
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    let token = rest.trim_matches(' ');
-    if scheme.eq_ignore_ascii_case("bearer") {
-        if token.is_empty() {
-            return Err(Error::malformed("empty bearer token").into());
-        }
-        return Ok(Credentials::Bearer(token.to_owned()));
-    }
-    if !scheme.eq_ignore_ascii_case("dpop") {
-        // Another scheme is no token authentication at all (RFC 6750 §3.1).
-        return Err(Error::MissingToken.into());
-    }
-    if token.is_empty() {
-        return Err(AuthError::dpop(Error::malformed("empty DPoP token")));
-    }
-    let mut proofs = req.headers().get_all("dpop");
-    let proof = match (proofs.next(), proofs.next()) {
-        (Some(p), None) => p.to_str().map_err(|_| proof_error("the DPoP header is not ASCII"))?,
-        (None, _) => return Err(proof_error("the request has no DPoP header")),
-        (Some(_), Some(_)) => return Err(proof_error("the request has more than one DPoP header")),
-    };
-    Ok(Credentials::Dpop { token: token.to_owned(), proof: proof.to_owned() })
-}
-
-fn proof_error(reason: &str) -> AuthError {
-    AuthError::dpop(dpop::ProofError::Malformed(reason.to_owned()).into())
+    credentials::read(
+        req.headers().get_all(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        req.headers().get_all("dpop").map(|v| v.as_bytes()),
+    )
+    .map_err(AuthError::from_refusal)
 }
 
 /// The URL the client addressed: the registered [`PublicBaseUrl`] and the
@@ -358,7 +196,7 @@ fn request_url(req: &HttpRequest) -> String {
     let base =
         req.app_data::<PublicBaseUrl>().or_else(|| req.app_data::<web::Data<PublicBaseUrl>>().map(|d| d.get_ref()));
     if let Some(base) = base {
-        return format!("{}{path}", base.0);
+        return base.join(path);
     }
     let scheme = if req.app_config().secure() { "https" } else { "http" };
     let host = req
@@ -370,11 +208,36 @@ fn request_url(req: &HttpRequest) -> String {
     format!("{scheme}://{host}{path}")
 }
 
-fn verifier(req: &HttpRequest) -> Result<Verifier, Error> {
-    req.app_data::<Verifier>()
+/// The challenge options registered as app data, or those naming the
+/// registered [`ProtectedResource`]'s metadata, or none.
+fn challenge_options(req: &HttpRequest) -> ChallengeOptions {
+    let data = |req: &HttpRequest| -> Option<ChallengeOptions> {
+        if let Some(o) = req.app_data::<ChallengeOptions>() {
+            return Some(o.clone());
+        }
+        if let Some(o) = req.app_data::<web::Data<ChallengeOptions>>() {
+            return Some(o.get_ref().clone());
+        }
+        let resource = req
+            .app_data::<ProtectedResource>()
+            .or_else(|| req.app_data::<web::Data<ProtectedResource>>().map(|d| d.get_ref()))?;
+        Some(resource.challenge_options())
+    };
+    data(req).unwrap_or_default()
+}
+
+/// The registered [`Verifier`] or [`MultiVerifier`].
+fn verifier(req: &HttpRequest) -> Result<MultiVerifier, Error> {
+    if let Some(v) = req.app_data::<Verifier>() {
+        return Ok(v.clone().into());
+    }
+    if let Some(v) = req.app_data::<web::Data<Verifier>>() {
+        return Ok(v.get_ref().clone().into());
+    }
+    req.app_data::<MultiVerifier>()
         .cloned()
-        .or_else(|| req.app_data::<web::Data<Verifier>>().map(|d| d.get_ref().clone()))
-        .ok_or_else(|| Error::config("no Verifier registered as app data"))
+        .or_else(|| req.app_data::<web::Data<MultiVerifier>>().map(|d| d.get_ref().clone()))
+        .ok_or_else(|| Error::config("no Verifier or MultiVerifier registered as app data"))
 }
 
 type Extracting<T> = Pin<Box<dyn Future<Output = Result<T, AuthError>>>>;
@@ -384,16 +247,31 @@ impl FromRequest for Authenticated {
     type Future = Extracting<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let options = challenge_options(req);
         let found = verifier(req).map_err(AuthError::from).and_then(|v| Ok((v, credentials(req)?)));
         let method = req.method().as_str().to_owned();
         let url = request_url(req);
         Box::pin(async move {
-            match found? {
-                (verifier, Credentials::Bearer(token)) => Ok(Authenticated { claims: verifier.verify(&token).await? }),
-                (verifier, Credentials::Dpop { token, proof }) => {
-                    let claims = verifier.verify_dpop(&token, &proof, &method, &url).await.map_err(AuthError::dpop)?;
-                    Ok(Authenticated { claims })
-                }
+            let (verifier, found) = found.map_err(|e| e.with_options(&options))?;
+            match credentials::verify(&verifier, found, &method, &url).await {
+                Ok(claims) => Ok(Authenticated { claims, options }),
+                Err(refusal) => Err(AuthError::from_refusal(refusal).with_options(&options)),
+            }
+        })
+    }
+}
+
+impl FromRequest for MaybeAuthenticated {
+    type Error = AuthError;
+    type Future = Extracting<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let auth = Authenticated::from_request(req, payload);
+        Box::pin(async move {
+            match auth.await {
+                Ok(auth) => Ok(MaybeAuthenticated(Some(auth))),
+                Err(e) if *e.error() == Error::MissingToken => Ok(MaybeAuthenticated(None)),
+                Err(e) => Err(e),
             }
         })
     }
@@ -411,4 +289,16 @@ impl<S: Scope + 'static> FromRequest for Scoped<S> {
             Ok(Scoped { auth, _scope: PhantomData })
         })
     }
+}
+
+/// A resource serving the RFC 9728 document of `resource` at its
+/// well-known path, for `App::service`; register the same
+/// [`ProtectedResource`] as app data so that challenges name it
+/// (`resource_metadata`, RFC 9728 §5.1).
+pub fn protected_resource_metadata(resource: &ProtectedResource) -> actix_web::Resource {
+    let document = resource.document().to_string();
+    web::resource(resource.well_known_path()).route(web::get().to(move || {
+        let document = document.clone();
+        async move { HttpResponse::Ok().content_type("application/json").body(document) }
+    }))
 }

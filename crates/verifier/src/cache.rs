@@ -34,13 +34,44 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 const ACCEPT_JWKS: &str = "application/jwk-set+json, application/json";
 
+/// The background refresh happens at a random point between these
+/// fractions of the freshness lifetime, so that a fleet started at once
+/// does not refetch at once.
+const REFRESH_FROM: f64 = 0.80;
+const REFRESH_TO: f64 = 0.95;
+
+/// A source of uniform random numbers in `[0, 1)` for the refresh jitter.
+pub(crate) type Jitter = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+/// The default jitter: std's per-instance random hash keys, enough for
+/// spreading refreshes (nothing secret depends on it).
+pub(crate) fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    // 53 random bits as a fraction in [0, 1).
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Cache timings, as set on the builder.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct CacheConfig {
     pub(crate) min_ttl: Duration,
     pub(crate) max_ttl: Duration,
     pub(crate) refetch_cooldown: Duration,
     pub(crate) max_stale: Duration,
+    pub(crate) jitter: Jitter,
+}
+
+impl std::fmt::Debug for CacheConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheConfig")
+            .field("min_ttl", &self.min_ttl)
+            .field("max_ttl", &self.max_ttl)
+            .field("refetch_cooldown", &self.refetch_cooldown)
+            .field("max_stale", &self.max_stale)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where the keys come from.
@@ -55,10 +86,16 @@ pub(crate) struct Source {
 #[derive(Debug)]
 struct Snapshot {
     keys: Arc<KeySet>,
+    /// The JWKS document the keys came from, for export.
+    document: Arc<str>,
     /// When the keys were last confirmed by the server (200 or 304).
     validated_at: SystemTime,
+    /// The freshness left when they were: the clamped `max-age` less the
+    /// response's `Age`, never below zero.
     ttl: Duration,
     etag: Option<String>,
+    /// Where in `[0.80, 0.95]` of `ttl` the background refresh falls.
+    refresh_fraction: f64,
 }
 
 impl Snapshot {
@@ -72,9 +109,13 @@ impl Snapshot {
         expires.checked_add(max_stale).unwrap_or(expires)
     }
 
-    /// The background refresh is due at nine tenths of the lifetime.
-    fn refresh_at(&self) -> SystemTime {
-        self.validated_at.checked_add(self.ttl.mul_f64(0.9)).unwrap_or(self.validated_at)
+    /// The background refresh is due at the jittered fraction of the
+    /// lifetime, at least a second after validation; a copy that arrived
+    /// already stale (zero freshness, a cache's old copy) is retried after
+    /// the refetch cooldown instead.
+    fn refresh_at(&self, cooldown: Duration) -> SystemTime {
+        let wait = if self.ttl.is_zero() { cooldown } else { self.ttl.mul_f64(self.refresh_fraction).max(FIRST_RETRY) };
+        self.validated_at.checked_add(wait).unwrap_or(self.validated_at)
     }
 }
 
@@ -101,10 +142,34 @@ pub struct JwksStatus {
     pub expires_at: Option<SystemTime>,
     /// Whether verification can use the keys now (fresh or within `max_stale`).
     pub usable: bool,
+    /// When the background refresh is due (jittered within 80–95 % of the
+    /// freshness; after the refetch cooldown for a copy that came stale).
+    pub refresh_at: Option<SystemTime>,
     /// Fetch attempts so far (discovery included in the attempt).
     pub fetch_attempts: u64,
     /// Why the last attempt failed, if it did.
     pub last_error: Option<String>,
+}
+
+/// The keys of a verifier's cache, exported to be loaded by another
+/// process (a serverless cold start) with
+/// [`VerifierBuilder::snapshot`](crate::VerifierBuilder::snapshot).
+/// Serialisable with serde; it holds public keys only.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct CacheSnapshot {
+    /// The issuer the keys belong to; a verifier of another issuer ignores it.
+    pub issuer: String,
+    /// The JWKS document.
+    pub jwks: String,
+    /// When the issuer last confirmed the keys, seconds since the epoch.
+    pub validated_at: u64,
+    /// The freshness left at `validated_at`, in seconds (after the
+    /// clamp and the `Age` subtraction).
+    pub ttl: u64,
+    /// The document's ETag, for the next conditional request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 pub(crate) struct Cache {
@@ -312,25 +377,33 @@ impl Cache {
         let etag = previous.as_ref().and_then(|s| s.etag.as_deref());
         let fetched = http::get(&self.client, &uri, ACCEPT_JWKS, etag).await?;
         let now = self.clock.now();
+        let refresh_fraction = self.refresh_fraction();
         let (snapshot, outcome) = match fetched {
-            Fetched::Body { body, etag, max_age } => {
+            Fetched::Body { body, etag, max_age, age } => {
                 let keys = KeySet::parse(&body).map_err(|reason| FetchError::new("invalid", reason))?;
-                tracing::debug!(keys = keys.len(), "JWKS fetched");
-                (Snapshot { keys: Arc::new(keys), validated_at: now, ttl: self.ttl(max_age), etag }, "ok")
+                let document: Arc<str> = String::from_utf8_lossy(&body).into();
+                let ttl = self.ttl(max_age, age);
+                tracing::debug!(keys = keys.len(), ttl_secs = ttl.as_secs(), "JWKS fetched");
+                (Snapshot { keys: Arc::new(keys), document, validated_at: now, ttl, etag, refresh_fraction }, "ok")
             }
-            Fetched::NotModified { max_age } => {
+            Fetched::NotModified { max_age, age } => {
                 let Some(previous) = previous else {
                     return Err(FetchError::new("invalid", "304 Not Modified without a cached JWKS"));
                 };
                 let snapshot = Snapshot {
                     keys: Arc::clone(&previous.keys),
+                    document: Arc::clone(&previous.document),
                     validated_at: now,
-                    ttl: self.ttl(max_age),
+                    ttl: self.ttl(max_age, age),
                     etag: previous.etag.clone(),
+                    refresh_fraction,
                 };
                 (snapshot, "not_modified")
             }
         };
+        if snapshot.ttl.is_zero() {
+            tracing::warn!("the JWKS response was already stale (Age at or past max-age); retrying after the cooldown");
+        }
         self.current.store(Some(Arc::new(snapshot)));
         Ok(outcome)
     }
@@ -348,8 +421,64 @@ impl Cache {
         Ok(uri)
     }
 
-    fn ttl(&self, max_age: Option<Duration>) -> Duration {
-        max_age.unwrap_or(DEFAULT_TTL).clamp(self.config.min_ttl, self.config.max_ttl)
+    /// The freshness of a response: its `max-age` (or the default) clamped
+    /// to `[min_ttl, max_ttl]`, less its `Age` (RFC 9111 §4.2.3), never
+    /// below zero: keys are never held longer than the origin's `max-age`.
+    fn ttl(&self, max_age: Option<Duration>, age: Duration) -> Duration {
+        max_age.unwrap_or(DEFAULT_TTL).clamp(self.config.min_ttl, self.config.max_ttl).saturating_sub(age)
+    }
+
+    /// A uniform point in `[REFRESH_FROM, REFRESH_TO]`.
+    fn refresh_fraction(&self) -> f64 {
+        let unit = (self.config.jitter)();
+        let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.5 };
+        REFRESH_FROM + (REFRESH_TO - REFRESH_FROM) * unit
+    }
+
+    /// The current keys as a snapshot for [`crate::Verifier::export_snapshot`].
+    pub(crate) fn export(&self) -> Option<CacheSnapshot> {
+        let snapshot = self.current.load_full()?;
+        Some(CacheSnapshot {
+            issuer: self.source.issuer.clone(),
+            jwks: snapshot.document.to_string(),
+            validated_at: crate::clock::unix_seconds(snapshot.validated_at),
+            ttl: snapshot.ttl.as_secs(),
+            etag: snapshot.etag.clone(),
+        })
+    }
+
+    /// Installs an exported snapshot, with the staleness rules of a fetch:
+    /// fresh until `validated_at + ttl`, then served stale up to
+    /// `max_stale`; a snapshot of another issuer, unparsable, or past
+    /// `max_stale` is ignored. Answers whether it is still fresh.
+    pub(crate) fn load(&self, exported: &CacheSnapshot) -> bool {
+        if exported.issuer != self.source.issuer {
+            tracing::warn!("ignoring a JWKS snapshot of another issuer");
+            return false;
+        }
+        let keys = match KeySet::parse(exported.jwks.as_bytes()) {
+            Ok(keys) => keys,
+            Err(reason) => {
+                tracing::warn!(%reason, "ignoring an unusable JWKS snapshot");
+                return false;
+            }
+        };
+        let snapshot = Snapshot {
+            keys: Arc::new(keys),
+            document: exported.jwks.as_str().into(),
+            validated_at: std::time::UNIX_EPOCH + Duration::from_secs(exported.validated_at),
+            ttl: Duration::from_secs(exported.ttl).min(self.config.max_ttl),
+            etag: exported.etag.clone(),
+            refresh_fraction: self.refresh_fraction(),
+        };
+        let now = self.clock.now();
+        if now > snapshot.unusable_after(self.config.max_stale) {
+            tracing::info!("ignoring a JWKS snapshot older than max_stale");
+            return false;
+        }
+        let fresh = now < snapshot.expires_at();
+        self.current.store(Some(Arc::new(snapshot)));
+        fresh
     }
 
     /// When the background task should fetch next.
@@ -357,7 +486,7 @@ impl Cache {
         let state = self.state();
         let snapshot = self.current.load();
         match (&*snapshot, &state.last_error, state.last_attempt) {
-            (Some(snapshot), None, _) => snapshot.refresh_at(),
+            (Some(snapshot), None, _) => snapshot.refresh_at(self.config.refetch_cooldown),
             (_, _, Some(last)) => {
                 let shift = state.consecutive_failures.saturating_sub(1).min(16);
                 let delay = FIRST_RETRY.saturating_mul(1 << shift).min(self.config.min_ttl.max(FIRST_RETRY));
@@ -375,6 +504,7 @@ impl Cache {
             keys: snapshot.as_ref().map_or(0, |s| s.keys.len()),
             validated_at: snapshot.as_ref().map(|s| s.validated_at),
             expires_at: snapshot.as_ref().map(|s| s.expires_at()),
+            refresh_at: snapshot.as_ref().map(|s| s.refresh_at(self.config.refetch_cooldown)),
             usable: snapshot.as_ref().is_some_and(|s| now <= s.unusable_after(self.config.max_stale)),
             fetch_attempts: self.attempts.load(Ordering::Acquire),
             last_error: state.last_error.clone(),

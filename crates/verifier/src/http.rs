@@ -33,11 +33,107 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// The HTTP client of one verifier.
+/// How the JWKS client reaches the issuer: roots, proxy, headers.
+#[derive(Debug, Clone)]
+pub(crate) struct Transport {
+    /// PEM files of extra root CAs, read when the verifier is built.
+    pub(crate) ca_files: Vec<std::path::PathBuf>,
+    /// PEM text of extra root CAs.
+    pub(crate) ca_pems: Vec<Vec<u8>>,
+    /// The platform's roots instead of the Mozilla roots of `webpki-roots`.
+    pub(crate) native_roots: bool,
+    /// Whether `SSL_CERT_FILE`, when set, replaces the default roots.
+    pub(crate) ssl_cert_file: bool,
+    /// An HTTPS (or HTTP) proxy for every request.
+    pub(crate) proxy: Option<String>,
+    /// Extra request headers (a `User-Agent` here replaces the default).
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport {
+            ca_files: Vec::new(),
+            ca_pems: Vec::new(),
+            native_roots: false,
+            ssl_cert_file: true,
+            proxy: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// The default `User-Agent` of the JWKS client.
+pub(crate) const USER_AGENT: &str = concat!("jwks-verifier/", env!("CARGO_PKG_VERSION"));
+
+/// The root certificates: `SSL_CERT_FILE` (the path the environment
+/// gives, `ssl_cert_file` set) instead of the default roots, the default
+/// roots being the platform's (`native_roots`) or Mozilla's; then every
+/// extra CA. The files are read here (callers run this off the executor).
+pub(crate) fn roots(
+    transport: &Transport,
+    ssl_cert_file: Option<&std::path::Path>,
+) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ssl_cert_file.filter(|_| transport.ssl_cert_file) {
+        Some(path) => add_pem_file(&mut roots, path)?,
+        None if transport.native_roots => add_native(&mut roots)?,
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    for path in &transport.ca_files {
+        add_pem_file(&mut roots, path)?;
+    }
+    for pem in &transport.ca_pems {
+        add_pem(&mut roots, pem, "CA certificate")?;
+    }
+    Ok(roots)
+}
+
+fn add_pem_file(roots: &mut rustls::RootCertStore, path: &std::path::Path) -> Result<(), String> {
+    let pem = std::fs::read(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+    add_pem(roots, &pem, &path.display().to_string())
+}
+
+fn add_pem(roots: &mut rustls::RootCertStore, pem: &[u8], what: &str) -> Result<(), String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut added = 0usize;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("{what}: not PEM: {e}"))?;
+        roots.add(cert).map_err(|e| format!("{what}: {e}"))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(format!("{what}: no certificate found"));
+    }
+    Ok(())
+}
+
+#[cfg(feature = "native-roots")]
+fn add_native(roots: &mut rustls::RootCertStore) -> Result<(), String> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!(error = %e, "a platform root certificate could not be loaded");
+    }
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err("no platform root certificate could be loaded".into());
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "native-roots"))]
+fn add_native(_: &mut rustls::RootCertStore) -> Result<(), String> {
+    Err("native roots need the `native-roots` feature".into())
+}
+
+/// The HTTP client of one verifier (or of several: a multi-issuer
+/// verifier shares one).
 pub(crate) fn client(
     connect_timeout: Duration,
     timeout: Duration,
     allow_http: bool,
+    transport: &Transport,
+    roots: rustls::RootCertStore,
 ) -> Result<reqwest::Client, String> {
     let policy = redirect::Policy::custom(move |attempt| {
         let Some(first) = attempt.previous().first() else { return attempt.follow() };
@@ -54,26 +150,34 @@ pub(crate) fn client(
         }
         attempt.follow()
     });
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls_config()?)
+    let mut headers = header::HeaderMap::new();
+    headers.insert(header::USER_AGENT, header::HeaderValue::from_static(USER_AGENT));
+    for (name, value) in &transport.headers {
+        let name = header::HeaderName::try_from(name.as_str()).map_err(|e| format!("header name {name:?}: {e}"))?;
+        let value = header::HeaderValue::try_from(value.as_str()).map_err(|e| format!("header {name}: {e}"))?;
+        headers.insert(name, value);
+    }
+    let mut builder = reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config(roots)?)
         .connect_timeout(connect_timeout)
         .timeout(timeout)
         .redirect(policy)
-        .user_agent(concat!("jwks-verifier/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))
+        .default_headers(headers);
+    if let Some(proxy) = &transport.proxy {
+        builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("proxy: {e}"))?);
+    }
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
 }
 
 /// The TLS settings of the JWKS client: rustls with the provider of the
 /// crate's crypto feature (aws-lc-rs by default, ring with `ring`) and the
-/// Mozilla root certificates of `webpki-roots`; TLS 1.2 and 1.3 only. No
-/// process-wide default provider is read or installed.
-fn tls_config() -> Result<rustls::ClientConfig, String> {
+/// given roots; TLS 1.2 and 1.3 only. No process-wide default provider is
+/// read or installed.
+fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
     #[cfg(feature = "aws-lc-rs")]
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
     let provider = rustls::crypto::ring::default_provider();
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     Ok(rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS settings: {e}"))?
@@ -99,9 +203,9 @@ impl FetchError {
 #[derive(Debug)]
 pub(crate) enum Fetched {
     /// A 200 with its body.
-    Body { body: Vec<u8>, etag: Option<String>, max_age: Option<Duration> },
+    Body { body: Vec<u8>, etag: Option<String>, max_age: Option<Duration>, age: Duration },
     /// A 304 to our `If-None-Match`.
-    NotModified { max_age: Option<Duration> },
+    NotModified { max_age: Option<Duration>, age: Duration },
 }
 
 /// GETs `url`, sending `If-None-Match: etag` when given, reading at most
@@ -118,9 +222,10 @@ pub(crate) async fn get(
     }
     let mut response = request.send().await.map_err(|e| FetchError::new("network", describe(&e)))?;
     let max_age = response.headers().get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
+    let age = response.headers().get(header::AGE).and_then(|v| v.to_str().ok()).map_or(Duration::ZERO, age);
     match response.status() {
         StatusCode::OK => {}
-        StatusCode::NOT_MODIFIED if etag.is_some() => return Ok(Fetched::NotModified { max_age }),
+        StatusCode::NOT_MODIFIED if etag.is_some() => return Ok(Fetched::NotModified { max_age, age }),
         status => return Err(FetchError::new("http_status", format!("HTTP {status} from {url}"))),
     }
     let etag = response.headers().get(header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -134,7 +239,18 @@ pub(crate) async fn get(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Fetched::Body { body, etag, max_age })
+    Ok(Fetched::Body { body, etag, max_age, age })
+}
+
+/// The `Age` of a response (RFC 9111 §5.1): a non-negative integer of
+/// seconds, set by caches between us and the origin. Anything else is
+/// ignored (zero), as are values past 2^31 s, which §1.2.2 caps.
+pub(crate) fn age(value: &str) -> Duration {
+    let value = value.trim();
+    match value.parse::<u64>() {
+        Ok(secs) if !value.starts_with('+') => Duration::from_secs(secs.min(1 << 31)),
+        _ => Duration::ZERO,
+    }
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -252,6 +368,16 @@ mod tests {
         assert_eq!(max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(max_age("public"), None);
         assert_eq!(max_age("max-age=-5"), None);
+    }
+
+    #[test]
+    fn age_is_delta_seconds_else_ignored() {
+        assert_eq!(age("120"), Duration::from_secs(120));
+        assert_eq!(age(" 7 "), Duration::from_secs(7));
+        for bad in ["-5", "+5", "1.5", "10, 20", "", "x"] {
+            assert_eq!(age(bad), Duration::ZERO, "{bad}");
+        }
+        assert_eq!(age("99999999999999"), Duration::from_secs(1 << 31));
     }
 
     #[test]

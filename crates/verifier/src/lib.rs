@@ -62,9 +62,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Resource servers plug it in through [`actix`] or [`tower`] and [`axum`],
+//! which answer refusals by one mapping ([`answer`]); a [`MultiVerifier`]
+//! serves several issuers; [`ProtectedResource`] is the RFC 9728 metadata.
+//!
 //! Features: `aws-lc-rs` (default) or `ring` selects the crypto backend of
 //! `jwks-jose` and of the JWKS client's TLS (rustls); `actix` (default)
-//! adds the `actix` extractor; `cli` (not default) builds the
+//! adds the `actix` extractors; `axum` (default) the tower layer and the
+//! axum extractors (`tower` alone: the layer); `native-roots` the
+//! platform's root certificates as an option; `cli` (not default) builds the
 //! `jwks-verify` binary, so the library's users do not compile its
 //! argument parser and log subscriber. Counters are
 //! emitted through the `metrics` facade under the names in [`telemetry`].
@@ -73,26 +79,44 @@
 
 #[cfg(feature = "actix")]
 pub mod actix;
+pub mod answer;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod cache;
 mod claims;
 mod clock;
+mod credentials;
 pub mod dangerous;
 pub mod dpop;
 mod error;
 mod http;
 mod json;
 mod keys;
+mod multi;
 mod proof;
+mod resource;
 pub mod telemetry;
 mod token;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod verifier;
 
-pub use cache::JwksStatus;
+pub use cache::{CacheSnapshot, JwksStatus};
 pub use claims::{Audience, Claims};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock, UnixTime};
+pub use credentials::PublicBaseUrl;
 pub use error::Error;
 pub use http::MAX_BODY_BYTES;
 pub use jwks_jose::{Algorithm, JwkSet};
 pub use keys::MAX_KEYS;
+pub use multi::{MultiVerifier, MultiVerifierBuilder};
+pub use resource::ProtectedResource;
 pub use token::MAX_TOKEN_LEN;
 pub use verifier::{OfflineVerifier, Verified, Verifier, VerifierBuilder};
+
+/// A scope required by a `Scoped` extractor (actix or axum), named at the
+/// type level.
+pub trait Scope {
+    /// The scope value (one scope token, RFC 6749 §3.3).
+    const NAME: &'static str;
+}

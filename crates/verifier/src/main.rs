@@ -57,6 +57,9 @@ struct Args {
     /// How far a DPoP proof's iat may be from now, either side.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     dpop_iat_window: Duration,
+    /// A PEM file of extra root CAs for the JWKS endpoint (repeatable).
+    #[arg(long = "ca-file")]
+    ca_files: Vec<std::path::PathBuf>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -94,6 +97,9 @@ async fn main() -> ExitCode {
     }
     if args.allow_http {
         builder = builder.allow_http();
+    }
+    for file in args.ca_files {
+        builder = builder.ca_file(file);
     }
     let verifier = match builder.build().await {
         Ok(v) => v,

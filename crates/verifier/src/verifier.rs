@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     Claims, Clock, Error, JwksStatus, SystemClock,
-    cache::{self, Cache, CacheConfig, Source},
+    cache::{self, Cache, CacheConfig, CacheSnapshot, Source},
     dpop::{self, Binding, Presented},
     http,
     keys::KeySet,
@@ -50,6 +50,9 @@ pub struct VerifierBuilder {
     dpop_iat_window: Duration,
     dpop_replay_capacity: usize,
     dpop_replay_capacity_per_key: usize,
+    transport: http::Transport,
+    client: Option<reqwest::Client>,
+    snapshot: Option<CacheSnapshot>,
 }
 
 impl Default for VerifierBuilder {
@@ -67,13 +70,17 @@ impl Default for VerifierBuilder {
                 max_ttl: Duration::from_secs(86_400),
                 refetch_cooldown: Duration::from_secs(30),
                 max_stale: Duration::from_secs(86_400),
+                jitter: Arc::new(cache::random_unit),
             },
+            snapshot: None,
             connect_timeout: Duration::from_secs(2),
             timeout: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
             dpop_iat_window: Duration::from_secs(60),
             dpop_replay_capacity: dpop::ReplayCache::DEFAULT_MAX_TOTAL,
             dpop_replay_capacity_per_key: dpop::ReplayCache::DEFAULT_MAX_PER_PARTITION,
+            transport: http::Transport::default(),
+            client: None,
         }
     }
 }
@@ -150,6 +157,24 @@ impl VerifierBuilder {
         self
     }
 
+    /// The source of uniform random numbers in `[0, 1)` that places each
+    /// background refresh between 80 % and 95 % of the keys' freshness.
+    /// Defaults to a random source; tests inject a fixed one.
+    pub fn refresh_jitter(mut self, unit: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.cache.jitter = Arc::new(unit);
+        self
+    }
+
+    /// Starts from keys exported by [`Verifier::export_snapshot`] (another
+    /// process's, for a serverless cold start): still fresh, they are used
+    /// without a first fetch; stale, they are served up to `max_stale`
+    /// while the first fetch runs; older, or of another issuer, they are
+    /// ignored. Defaults to none.
+    pub fn snapshot(mut self, snapshot: CacheSnapshot) -> Self {
+        self.snapshot = Some(snapshot);
+        self
+    }
+
     /// TCP and TLS connect timeout. Defaults to 2 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -199,6 +224,83 @@ impl VerifierBuilder {
         self
     }
 
+    /// Adds the root CAs of a PEM file (read when the verifier is built,
+    /// off the async executor) to the roots the JWKS client trusts, e.g. an
+    /// internal CA. Defaults to none.
+    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.transport.ca_files.push(path.into());
+        self
+    }
+
+    /// Adds the root CAs of PEM text to the trusted roots. Defaults to none.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.transport.ca_pems.push(pem.into());
+        self
+    }
+
+    /// Trusts the platform's root certificates (read by
+    /// `rustls-native-certs`, feature `native-roots`) instead of the
+    /// Mozilla roots of `webpki-roots`. Defaults to `false`.
+    pub fn native_roots(mut self, native: bool) -> Self {
+        self.transport.native_roots = native;
+        self
+    }
+
+    /// Whether the `SSL_CERT_FILE` environment variable, when set, names
+    /// the root certificates to trust instead of the default roots (as
+    /// OpenSSL and `rustls-native-certs` read it); [`ca_file`](Self::ca_file)s
+    /// are added to them. Defaults to `true`.
+    pub fn ssl_cert_file_from_env(mut self, honour: bool) -> Self {
+        self.transport.ssl_cert_file = honour;
+        self
+    }
+
+    /// Sends every JWKS and discovery request through this proxy
+    /// (`https://proxy:3128` or `http://proxy:3128`; HTTPS targets are
+    /// tunnelled with CONNECT). Defaults to the `HTTPS_PROXY` / `ALL_PROXY`
+    /// environment, as reqwest reads it.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.transport.proxy = Some(url.into());
+        self
+    }
+
+    /// Adds a header to every JWKS and discovery request (an API gateway
+    /// key, say); a `User-Agent` replaces the default
+    /// `jwks-verifier/VERSION`. Invalid names or values fail the build.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.transport.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Uses the caller's own client for every request, instead of one built
+    /// from the transport settings and timeouts above (which it then
+    /// ignores). Its redirect policy, TLS roots and timeouts are the
+    /// caller's: keep redirects to the same host and set a timeout.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The configured issuer, if any.
+    pub(crate) fn issuer_name(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// The caller's client, or one built from the transport settings (the
+    /// CA files read on a blocking thread).
+    pub(crate) async fn make_client(&self) -> Result<reqwest::Client, Error> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        let transport = self.transport.clone();
+        let env_file = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+        let roots = tokio::task::spawn_blocking(move || http::roots(&transport, env_file.as_deref()))
+            .await
+            .map_err(|e| Error::config(format!("reading CA files: {e}")))?
+            .map_err(Error::config)?;
+        http::client(self.connect_timeout, self.timeout, self.allow_http, &self.transport, roots).map_err(Error::config)
+    }
+
     fn binding(&self) -> Binding {
         let per_key = self.dpop_replay_capacity_per_key.min(self.dpop_replay_capacity);
         Binding { iat_window: self.dpop_iat_window, replay: dpop::ReplayCache::new(self.dpop_replay_capacity, per_key) }
@@ -231,7 +333,7 @@ impl VerifierBuilder {
     /// backoff in the background and on demand).
     pub async fn build(self) -> Result<Verifier, Error> {
         let policy = self.policy()?;
-        let c = self.cache;
+        let c = self.cache.clone();
         if c.min_ttl > c.max_ttl {
             return Err(Error::config("min_ttl is greater than max_ttl"));
         }
@@ -250,10 +352,11 @@ impl VerifierBuilder {
         };
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::config("build() must run inside a tokio runtime"))?;
-        let client = http::client(self.connect_timeout, self.timeout, self.allow_http).map_err(Error::config)?;
+        let client = self.make_client().await?;
         let source = Source { issuer: policy.issuer.clone(), jwks_uri, allow_http: self.allow_http };
         let cache = Arc::new(Cache::new(source, client, c, Arc::clone(&self.clock), runtime.clone()));
-        if let Err(e) = cache.refresh().await {
+        let fresh = self.snapshot.as_ref().is_some_and(|s| cache.load(s));
+        if !fresh && let Err(e) = cache.refresh().await {
             tracing::warn!(error = %e, "first JWKS fetch failed; retrying in the background");
         }
         let refresher = runtime.spawn(cache::refresher(Arc::downgrade(&cache), Arc::clone(&self.clock)));
@@ -371,6 +474,17 @@ impl Verifier {
     /// The state of the key cache, for health checks.
     pub fn status(&self) -> JwksStatus {
         self.inner.cache.status()
+    }
+
+    /// The current keys, to load into another process's verifier with
+    /// [`VerifierBuilder::snapshot`]; `None` before the first good fetch.
+    pub fn export_snapshot(&self) -> Option<CacheSnapshot> {
+        self.inner.cache.export()
+    }
+
+    /// The issuer whose tokens this verifier accepts.
+    pub fn issuer(&self) -> &str {
+        &self.inner.policy.issuer
     }
 }
 

@@ -27,19 +27,19 @@ async fn steady_state_makes_no_requests_between_refreshes_and_refreshes_with_if_
             verifier.verify(&token).await.unwrap();
         }
         if step < 9 {
-            clock.advance(Duration::from_secs(10)); // up to 90 s, before the refresh at 108 s
+            clock.advance(Duration::from_secs(10)); // up to 90 s, before the refresh at 96-114 s
         }
     }
     assert_eq!(mock.requests(), 1, "no request between refreshes");
     assert_eq!(verifier.status().fetch_attempts, 1);
-    clock.advance(Duration::from_secs(20)); // 110 s: past nine tenths of the 120 s lifetime
+    clock.advance(Duration::from_secs(25)); // 115 s: past 95 % of the 120 s lifetime
     until(|| verifier.status().fetch_attempts == 2).await;
     assert_eq!(mock.requests(), 2);
     assert_eq!(mock.not_modified(), 1, "the refresh was conditional and got a 304");
     assert_eq!(mock.if_none_match(), vec![None, Some(mock.etag())]);
     let status = verifier.status();
     assert_eq!(status.keys, 1);
-    assert_eq!(status.expires_at, Some(start_time() + Duration::from_secs(110 + 120)));
+    assert_eq!(status.expires_at, Some(start_time() + Duration::from_secs(115 + 120)));
     verifier.verify(&token).await.unwrap();
     assert_eq!(mock.requests(), 2);
 }
@@ -376,4 +376,119 @@ async fn verifier_clones_share_one_cache() {
             rt.block_on(clone.verify(&token(&k1))).unwrap();
         });
     });
+}
+
+// ---------------------------------------------------------------------
+// Caches in front of the issuer (RFC 9111 §4.2.3), jitter, snapshots
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn age_is_subtracted_after_the_ttl_clamp_never_below_zero() {
+    let k1 = es_key();
+    let mock = MockJwks::start(&[&k1]).await;
+    let clock = ManualClock::new(start_time());
+    mock.set_max_age(Some(600));
+    mock.set_age(Some(100));
+    let v = mock.builder(&clock).build().await.unwrap();
+    assert_eq!(v.status().expires_at, Some(start_time() + Duration::from_secs(500)), "max-age - Age");
+    // max-age 5 is clamped to min_ttl 60 first, then Age 20 is subtracted.
+    mock.set_max_age(Some(5));
+    mock.set_age(Some(20));
+    let v = mock.builder(&clock).build().await.unwrap();
+    assert_eq!(v.status().expires_at, Some(start_time() + Duration::from_secs(40)));
+    // max-age 10 days clamped to 1 day, less an Age of 2 days: zero, not negative.
+    mock.set_max_age(Some(10 * 86_400));
+    mock.set_age(Some(2 * 86_400));
+    let v = mock.builder(&clock).build().await.unwrap();
+    assert_eq!(v.status().expires_at, Some(start_time()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_already_past_its_freshness_is_stale_and_retried_after_the_cooldown() {
+    let k1 = es_key();
+    let mock = MockJwks::start(&[&k1]).await;
+    let clock = ManualClock::new(start_time());
+    mock.set_max_age(Some(300));
+    mock.set_age(Some(400));
+    let v = mock.builder(&clock).refetch_cooldown(Duration::from_secs(30)).build().await.unwrap();
+    let status = v.status();
+    assert_eq!(status.expires_at, Some(start_time()), "stale on arrival");
+    assert_eq!(status.refresh_at, Some(start_time() + Duration::from_secs(30)), "retried after the cooldown");
+    v.verify(&token(&k1)).await.expect("stale keys still verify (within max_stale)");
+    clock.advance(Duration::from_secs(29));
+    tokio::task::yield_now().await;
+    assert_eq!(mock.requests(), 1, "no refetch before the cooldown");
+    mock.set_age(None);
+    clock.advance(Duration::from_secs(1));
+    until(|| v.status().fetch_attempts == 2).await;
+    assert_eq!(mock.requests(), 2);
+    let status = v.status();
+    assert_eq!(status.expires_at, Some(start_time() + Duration::from_secs(30 + 300)), "a fresh copy this time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_point_is_jittered_uniformly_between_80_and_95_percent() {
+    let k1 = es_key();
+    let mock = MockJwks::start(&[&k1]).await;
+    let clock = ManualClock::new(start_time());
+    mock.set_max_age(Some(1000));
+    for (unit, at) in [(0.0, 800), (0.5, 875), (0.999_999, 949), (1.0, 950), (f64::NAN, 875), (7.0, 950)] {
+        let v = mock.builder(&clock).refresh_jitter(move || unit).build().await.unwrap();
+        let refresh = v.status().refresh_at.unwrap().duration_since(start_time()).unwrap().as_secs();
+        assert_eq!(refresh, at, "unit {unit}");
+    }
+    // The default source spreads a fleet over the window.
+    let mut points = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        let v = mock.builder(&clock).build().await.unwrap();
+        let refresh = v.status().refresh_at.unwrap().duration_since(start_time()).unwrap().as_millis();
+        assert!((800_000..=950_000).contains(&refresh), "{refresh}");
+        points.insert(refresh);
+    }
+    assert!(points.len() > 1, "eight verifiers did not all pick the same point");
+    // With Age, the fraction applies to the freshness left.
+    mock.set_age(Some(600));
+    let v = mock.builder(&clock).refresh_jitter(|| 0.0).build().await.unwrap();
+    assert_eq!(v.status().refresh_at, Some(start_time() + Duration::from_secs(320)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_snapshot_starts_a_verifier_without_a_fetch_while_fresh() {
+    let k1 = es_key();
+    let mock = MockJwks::start(&[&k1]).await;
+    mock.set_max_age(Some(600));
+    let clock = ManualClock::new(start_time());
+    let first = mock.builder(&clock).build().await.unwrap();
+    let snapshot = first.export_snapshot().unwrap();
+    assert_eq!(snapshot.validated_at, NOW);
+    assert_eq!(snapshot.ttl, 600);
+    let json = serde_json::to_string(&snapshot).unwrap();
+    assert!(!json.contains("\"d\""), "public keys only");
+    let snapshot: jwks_verifier::CacheSnapshot = serde_json::from_str(&json).unwrap();
+
+    // Fresh: no first fetch, and tokens verify from the snapshot.
+    let other = MockJwks::start(&[&k1]).await;
+    clock.advance(Duration::from_secs(100));
+    let cold = other.builder(&clock).snapshot(snapshot.clone()).build().await.unwrap();
+    assert_eq!(other.requests(), 0, "no fetch while the snapshot is fresh");
+    cold.verify(&token_at(&k1, NOW + 100)).await.unwrap();
+    assert_eq!(cold.status().expires_at, Some(start_time() + Duration::from_secs(600)), "same expiry");
+
+    // Stale, the endpoint failing: fetched, and served stale within max_stale.
+    drop(cold); // its own refresh would count too
+    clock.advance(Duration::from_secs(600));
+    other.set_mode(Mode::Status(500));
+    let stale = other.builder(&clock).snapshot(snapshot.clone()).build().await.unwrap();
+    assert_eq!(other.requests(), 1, "a stale snapshot is refetched");
+    stale.verify(&token_at(&k1, NOW + 700)).await.unwrap();
+
+    // Past max_stale: ignored.
+    let old =
+        other.builder(&clock).max_stale(Duration::from_secs(10)).snapshot(snapshot.clone()).build().await.unwrap();
+    assert_eq!(code(old.verify(&token_at(&k1, NOW + 700)).await), "jwks_unavailable");
+
+    // Another issuer's snapshot: ignored.
+    let mut foreign = snapshot;
+    foreign.issuer = "https://someone-else.example".into();
+    let v = other.builder(&clock).snapshot(foreign).build().await.unwrap();
+    assert_eq!(code(v.verify(&token_at(&k1, NOW + 700)).await), "jwks_unavailable");
 }

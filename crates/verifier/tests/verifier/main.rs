@@ -2,11 +2,17 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(any(feature = "actix", feature = "axum"))]
+mod answers;
 mod cache;
 mod cli;
 mod dpop;
 #[cfg(feature = "actix")]
 mod extractor;
+mod multi;
 mod rules;
 mod support;
 mod telemetry;
+#[cfg(feature = "axum")]
+mod tower_axum;
+mod transport;

@@ -151,6 +151,25 @@ fn none_hmac_and_unknown_algorithms_are_unsupported_alg() {
     assert_eq!(code(&f.verifier, &with_header(&f, "alg", json!(null))), "malformed");
 }
 
+/// Issue 22: `alg: none` framed `h.p.` (empty signature) or `h.p` (two
+/// segments) was `malformed`; the allow-list rule makes it
+/// `unsupported_alg`, like `h.p.sig`.
+#[test]
+fn alg_none_framed_without_a_signature_is_unsupported_alg() {
+    let f = fixture();
+    let c = b64::encode(claims().to_string());
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let h = b64::encode(json!({"alg": alg, "typ": "at+jwt", "kid": f.es.kid()}).to_string());
+        for t in [format!("{h}.{c}."), format!("{h}.{c}"), format!("{h}.{c}.{}", b64::encode(b"sig"))] {
+            assert_eq!(code(&f.verifier, &t), "unsupported_alg", "{alg}: {t}");
+        }
+    }
+    // The same framing with an allowed alg stays a framing error.
+    let h = b64::encode(json!({"alg": "ES256", "typ": "at+jwt", "kid": f.es.kid()}).to_string());
+    assert_eq!(code(&f.verifier, &format!("{h}.{c}.")), "malformed");
+    assert_eq!(code(&f.verifier, &format!("{h}.{c}")), "malformed");
+}
+
 #[test]
 fn algorithm_outside_the_allow_list_is_unsupported_alg() {
     let f = fixture();

@@ -73,6 +73,11 @@ pub(crate) fn token(key: &SigningKey) -> String {
     sign(key, &header(key), &claims())
 }
 
+/// A valid token from `key` issued at `now`.
+pub(crate) fn token_at(key: &SigningKey, now: u64) -> String {
+    sign(key, &header(key), &claims_at(now))
+}
+
 /// A token from `key` whose header names `kid`.
 pub(crate) fn token_with_kid(key: &SigningKey, kid: &str) -> String {
     let mut h = header(key);
@@ -111,6 +116,7 @@ struct State {
     jwks: String,
     etag: String,
     max_age: Option<u64>,
+    age: Option<u64>,
     mode: Mode,
     metadata: Option<Value>,
     if_none_match: Vec<Option<String>>,
@@ -135,6 +141,7 @@ impl MockJwks {
             jwks: String::new(),
             etag: String::new(),
             max_age: Some(86_400),
+            age: None,
             mode: Mode::Serve,
             metadata: None,
             if_none_match: Vec::new(),
@@ -190,6 +197,11 @@ impl MockJwks {
 
     pub(crate) fn set_max_age(&self, max_age: Option<u64>) {
         self.state.lock().unwrap().max_age = max_age;
+    }
+
+    /// Sends `Age: age` with every JWKS answer, as a cache in front would.
+    pub(crate) fn set_age(&self, age: Option<u64>) {
+        self.state.lock().unwrap().age = age;
     }
 
     /// Serves RFC 8414 metadata at /.well-known/oauth-authorization-server.
@@ -257,16 +269,19 @@ async fn serve(
     let response: Vec<u8> = if path == "/jwks" {
         let number = count.fetch_add(1, Ordering::SeqCst) + 1;
         let _ = gate.wait_for(|open| *open).await;
-        let (mode, jwks, etag, max_age) = {
+        let (mode, jwks, etag, max_age, age) = {
             let mut s = state.lock().unwrap();
             s.if_none_match.push(inm.clone());
             let (jwks, etag) = match &s.later {
                 Some((n, jwks, etag)) if number >= *n => (jwks.clone(), etag.clone()),
                 _ => (s.jwks.clone(), s.etag.clone()),
             };
-            (s.mode.clone(), jwks, etag, s.max_age)
+            (s.mode.clone(), jwks, etag, s.max_age, s.age)
         };
-        let cache = max_age.map(|m| format!("Cache-Control: max-age={m}\r\n")).unwrap_or_default();
+        let mut cache = max_age.map(|m| format!("Cache-Control: max-age={m}\r\n")).unwrap_or_default();
+        if let Some(age) = age {
+            cache.push_str(&format!("Age: {age}\r\n"));
+        }
         match mode {
             Mode::Serve if inm.as_deref() == Some(etag.as_str()) => {
                 not_modified.fetch_add(1, Ordering::SeqCst);
