@@ -643,77 +643,120 @@ mod tests {
         }
     }
 
-    /// Random sequences of scheduler ticks, `keys rotate`, `rotate --now`,
-    /// `revoke`, `import`, restarts and clock jumps on one folder, checking
-    /// after every step: exactly one signer (and one `active` key); a
-    /// signer was published `publish_ahead` before it signs, except keys
-    /// meant to sign at once; a key that signed stays published for
-    /// `retire_after` after it last signed unless revoked; every timeline
-    /// passes the load-time check; nothing is damaged.
+    /// A folder store that stops after `budget` more writes (a crash
+    /// between two writes of one list); a negative budget never stops.
+    #[derive(Debug)]
+    struct Crashing {
+        inner: DirStore,
+        budget: Arc<std::sync::atomic::AtomicIsize>,
+    }
+
+    impl KeyStore for Crashing {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn is_sealed(&self) -> bool {
+            KeyStore::is_sealed(&self.inner)
+        }
+        fn lock(&self, timeout: Duration) -> Result<StoreLock, Error> {
+            KeyStore::lock(&self.inner, timeout)
+        }
+        fn fingerprint(&self) -> Result<u64, Error> {
+            KeyStore::fingerprint(&self.inner)
+        }
+        fn read(&self, held: Option<&StoreLock>) -> Result<Loaded, Error> {
+            KeyStore::read(&self.inner, held)
+        }
+        fn write(&self, held: &StoreLock, writes: &[crate::keys::Write]) -> Result<(), Error> {
+            for w in writes {
+                if self.budget.fetch_sub(1, Ordering::SeqCst) == 0 {
+                    return Err(Error::Store("crashed".into()));
+                }
+                KeyStore::write(&self.inner, held, std::slice::from_ref(w))?;
+            }
+            Ok(())
+        }
+        fn recover(&self, held: &StoreLock) -> usize {
+            KeyStore::recover(&self.inner, held)
+        }
+    }
+
+    /// The kids and timelines the folder holds, read as a new process would.
+    fn stored(dir: &Path) -> Vec<KeyMeta> {
+        let loaded = crate::keys::screen::load_screened(&DirStore::open(dir, None).unwrap(), &policy()).unwrap();
+        assert!(loaded.damaged.is_empty(), "{:?}", loaded.damaged);
+        loaded.keys.into_iter().map(|r| r.meta).collect()
+    }
+
+    /// The model-based test of the planner and the apply path (#15):
+    /// random sequences of scheduler ticks, `keys rotate`, `rotate --now`,
+    /// `revoke`, `import`, process restarts, crashes between any two store
+    /// writes (and the restart after them) and clock jumps forward (now and
+    /// then past every key's expiry), on one folder, checking after every
+    /// step:
+    /// - exactly one signer (and one `active` key), and the ring signs with it;
+    /// - every signer was published `publish_ahead` (which `check-config`
+    ///   holds at `jwks.max_age` plus the follow interval or more) before it
+    ///   signs, except the first keys, `--now`, a revoke's replacement and
+    ///   keys made when nothing signed;
+    /// - a key stays published `retire_after` after it last signed, unless
+    ///   revoked;
+    /// - nothing is lost (a key leaves only once expired) or duplicated (at
+    ///   most one successor waits to sign), and every timeline passes the
+    ///   load-time check.
     #[test]
     fn random_operations_keep_the_lifecycle_invariants() {
         use crate::{clock::Clock, keys::ops};
         let p = policy();
         let ahead = p.publish_ahead.as_secs();
-        for seed in 1..=12u64 {
+        let open = |dir: &Path, clock: &ManualClock, budget: &Arc<std::sync::atomic::AtomicIsize>| {
+            let store = Crashing { inner: DirStore::open(dir, None).unwrap(), budget: budget.clone() };
+            Keyring::open(store, Arc::new(clock.clone()), vec![Algorithm::ES256], p, 2048).unwrap()
+        };
+        let (mut crashes, mut steps) = (0, 0);
+        for seed in 1..=16u64 {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
             let tmp = tempfile::tempdir().unwrap();
             let clock = ManualClock::new(T0);
-            let mut ring = ring(tmp.path(), None, &clock).unwrap();
-            // Keys allowed to sign without publish-ahead: first keys,
-            // `--now`, a revoke's replacement, and keys made when nothing
-            // signed (after a jump past every key's expiry).
+            let budget = Arc::new(std::sync::atomic::AtomicIsize::new(-1));
+            let mut ring = open(tmp.path(), &clock, &budget);
             let mut immediate: Vec<String> = ring.snapshot().keys.iter().map(|k| k.meta.kid.clone()).collect();
             let mut last_signed: HashMap<String, u64> = HashMap::new();
             let mut revoked: Vec<String> = Vec::new();
-            for step in 0..60 {
-                let kids_before: Vec<String> = crate::keys::screen::load_screened(ring.store(), &p)
-                    .unwrap()
-                    .keys
-                    .iter()
-                    .map(|r| r.meta.kid.clone())
-                    .collect();
+            for step in 0..80 {
+                steps += 1;
+                let before = stored(tmp.path());
                 let op = rng.below(100);
+                // Whether this step may make a key that signs at once.
+                let nothing_signs_at = |t: u64| lifecycle::signer(&before, Algorithm::ES256, t).is_none();
                 let mut may_sign_at_once = false;
-                match op {
-                    0..=49 => {
-                        // Time passes (at most a few minutes, now and then
-                        // hours: the service was down) and the scheduler ticks.
-                        let jump = if rng.below(10) == 0 { rng.below(3 * 3600) } else { rng.below(400) };
-                        let metas = ring.snapshot().metas();
+                // A crash: the next operation stops after `k` writes.
+                let crash = rng.below(8) == 0;
+                if crash {
+                    budget.store(rng.below(4) as isize, Ordering::SeqCst);
+                }
+                let lock = || ring.store().lock(LOCK_TIMEOUT).unwrap();
+                let result: Result<(), Error> = match op {
+                    0..=44 => {
+                        // Time passes (a few minutes; now and then hours, or
+                        // past every key's expiry: the service was down) and
+                        // the scheduler ticks.
+                        let jump = match rng.below(20) {
+                            0 => 6 * 3600,
+                            1..=2 => rng.below(3 * 3600),
+                            _ => rng.below(400),
+                        };
                         clock.advance(jump);
-                        may_sign_at_once = lifecycle::signer(&metas, Algorithm::ES256, clock.now()).is_none();
-                        let _ = ring.tick();
-                        ring.tick().unwrap();
+                        may_sign_at_once = nothing_signs_at(clock.now());
+                        let first = ring.tick();
+                        if crash { first } else { ring.tick() }
                     }
-                    50..=59 => {
-                        ops::rotate(
-                            ring.store(),
-                            &ring.store().lock(LOCK_TIMEOUT).unwrap(),
-                            &p,
-                            Algorithm::ES256,
-                            2048,
-                            &clock,
-                            false,
-                        )
-                        .unwrap();
-                        ring.tick().unwrap();
-                    }
-                    60..=64 => {
-                        ops::rotate(
-                            ring.store(),
-                            &ring.store().lock(LOCK_TIMEOUT).unwrap(),
-                            &p,
-                            Algorithm::ES256,
-                            2048,
-                            &clock,
-                            true,
-                        )
-                        .unwrap();
+                    45..=56 => ops::rotate(ring.store(), &lock(), &p, Algorithm::ES256, 2048, &clock, false).map(drop),
+                    57..=62 => {
                         may_sign_at_once = true;
-                        ring.tick().unwrap();
+                        ops::rotate(ring.store(), &lock(), &p, Algorithm::ES256, 2048, &clock, true).map(drop)
                     }
-                    65..=74 => {
+                    63..=72 => {
                         let snap = ring.snapshot();
                         let target = if rng.below(2) == 0 {
                             snap.signer(Algorithm::ES256).map(|k| k.meta.kid.clone())
@@ -722,60 +765,67 @@ mod tests {
                                 snap.keys.iter().filter(|k| k.meta.timeline.revoked.is_none()).collect();
                             live.get(rng.below(live.len() as u64) as usize).map(|k| k.meta.kid.clone())
                         };
-                        if let Some(kid) = target {
-                            ops::revoke(
-                                ring.store(),
-                                &ring.store().lock(LOCK_TIMEOUT).unwrap(),
-                                &p,
-                                &kid,
-                                2048,
-                                &clock,
-                            )
-                            .unwrap();
-                            revoked.push(kid);
-                            may_sign_at_once = true;
+                        match target {
+                            Some(kid) => {
+                                may_sign_at_once = true;
+                                let r = ops::revoke(ring.store(), &lock(), &p, &kid, 2048, &clock).map(drop);
+                                if stored(tmp.path()).iter().any(|m| m.kid == kid && m.timeline.revoked.is_some()) {
+                                    revoked.push(kid);
+                                }
+                                r
+                            }
+                            None => Ok(()),
                         }
-                        ring.tick().unwrap();
                     }
-                    75..=79 => {
+                    73..=78 => {
                         let der = SigningKey::generate(Algorithm::ES256, 2048).unwrap();
-                        ops::import(
-                            ring.store(),
-                            &ring.store().lock(LOCK_TIMEOUT).unwrap(),
-                            &p,
-                            Algorithm::ES256,
-                            der,
-                            &clock,
-                        )
-                        .unwrap();
-                        ring.tick().unwrap();
+                        ops::import(ring.store(), &lock(), &p, Algorithm::ES256, der, &clock).map(drop)
                     }
-                    80..=89 => {
+                    79..=88 => {
                         // A restart: a new process on the same folder.
                         drop(ring);
-                        let metas: Vec<KeyMeta> =
-                            crate::keys::screen::load_screened(&DirStore::open(tmp.path(), None).unwrap(), &p)
-                                .unwrap()
-                                .keys
-                                .into_iter()
-                                .map(|r| r.meta)
-                                .collect();
-                        may_sign_at_once = lifecycle::signer(&metas, Algorithm::ES256, clock.now()).is_none();
-                        ring = self::ring(tmp.path(), None, &clock).unwrap();
+                        may_sign_at_once = nothing_signs_at(clock.now());
+                        ring = open(tmp.path(), &clock, &budget);
+                        Ok(())
                     }
                     _ => {
                         clock.advance(1);
-                        ring.tick().unwrap();
+                        ring.tick()
                     }
+                };
+                if crash {
+                    // The process died (or not: the budget outlasted the
+                    // writes); a new one starts on what the folder holds.
+                    crashes += usize::from(result.is_err());
+                    budget.store(-1, Ordering::SeqCst);
+                    drop(ring);
+                    may_sign_at_once |= nothing_signs_at(clock.now());
+                    ring = open(tmp.path(), &clock, &budget);
+                } else {
+                    result.unwrap();
+                    ring.tick().unwrap();
                 }
                 let now = clock.now();
-                let loaded = crate::keys::screen::load_screened(ring.store(), &p).unwrap();
-                assert!(loaded.damaged.is_empty(), "seed {seed} step {step}: {:?}", loaded.damaged);
-                let metas: Vec<KeyMeta> = loaded.keys.iter().map(|r| r.meta.clone()).collect();
+                let metas = stored(tmp.path());
+                let ctx = || format!("seed {seed} step {step} op {op} crash {crash} at {now}: {metas:#?}");
                 if may_sign_at_once {
-                    immediate.extend(metas.iter().map(|m| m.kid.clone()).filter(|k| !kids_before.contains(k)));
+                    immediate
+                        .extend(metas.iter().map(|m| m.kid.clone()).filter(|k| !before.iter().any(|b| &b.kid == k)));
                 }
-                let ctx = || format!("seed {seed} step {step} op {op} at {now}: {metas:#?}");
+                if nothing_signs_at(now) {
+                    // Nothing signed: the planner brings a pending key
+                    // forward, as it makes first keys.
+                    immediate.extend(lifecycle::signer(&metas, Algorithm::ES256, now).map(|s| s.kid.clone()));
+                }
+                // Nothing lost: a key leaves only once expired.
+                for b in before.iter().filter(|b| !metas.iter().any(|m| m.kid == b.kid)) {
+                    assert!(now >= b.timeline.expires, "{} left before it expired, {}", b.kid, ctx());
+                }
+                // Nothing duplicated: one step (with the restart after a
+                // crash, which replans) adds at most the operation's key and
+                // the scheduler's successor.
+                let added = metas.iter().filter(|m| !before.iter().any(|b| b.kid == m.kid)).count();
+                assert!(added <= 2, "{added} keys added in one step, {}", ctx());
                 let signer =
                     lifecycle::signer(&metas, Algorithm::ES256, now).unwrap_or_else(|| panic!("no signer, {}", ctx()));
                 let active: Vec<&KeyMeta> =
@@ -804,5 +854,7 @@ mod tests {
                 }
             }
         }
+        eprintln!("{steps} steps, {crashes} crashes between store writes");
+        assert!(crashes > 20, "the crashes happened: {crashes}");
     }
 }

@@ -345,13 +345,18 @@ pub fn plan(keys: &[KeyMeta], algorithms: &[Algorithm], policy: &Policy, now: Un
 /// it before reading the clock, so it is in the store by then) and signs
 /// `publish_ahead` later, or at `now` when `immediately` (`--now`).
 ///
-/// Retimes come before the [`Action::Create`], so a crash between two
-/// writes of a folder never leaves a key signing past its publication:
-/// pending keys of `alg` give way (an empty signing window at the new
+/// Pending keys of `alg` give way (an empty signing window at the new
 /// key's activation, where the new key outranks them; they stay published
 /// until they expire), and the current signer signs exactly until the new
 /// key does (earlier with `--now`, later when its window ends first), then
 /// stays published for `retire_after`.
+///
+/// The order of the actions is what a crash between two writes of a
+/// folder may cut: an extension of the current signer comes before the
+/// [`Action::Create`] (alone, it only publishes longer), and what ends a
+/// window (a pending key giving way, the signer stopping early) after it
+/// (alone, before the new key exists, it would hand signing to a key
+/// before its time).
 pub fn successor(keys: &[KeyMeta], alg: Algorithm, policy: &Policy, now: UnixTime, immediately: bool) -> Vec<Action> {
     let timeline = if immediately {
         policy.immediate(now)
@@ -359,7 +364,7 @@ pub fn successor(keys: &[KeyMeta], alg: Algorithm, policy: &Policy, now: UnixTim
         let published = published_after(now);
         policy.ahead(published, published)
     };
-    let mut actions = Vec::new();
+    let (mut early, mut late) = (Vec::new(), Vec::new());
     for k in keys.iter().filter(|k| k.alg == alg && k.timeline.state(now) == KeyState::Pending) {
         let mut t = k.timeline;
         // Its activation is the new key's (never later, or it would
@@ -369,22 +374,27 @@ pub fn successor(keys: &[KeyMeta], alg: Algorithm, policy: &Policy, now: UnixTim
         t.published = t.published.min(t.activates);
         t.deactivates = t.activates;
         t.expires = t.expires.max(t.deactivates);
-        actions.push(Action::Retime { kid: k.kid.clone(), timeline: t });
+        late.push(Action::Retime { kid: k.kid.clone(), timeline: t });
     }
     if let Some(cur) = signer(keys, alg, now).filter(|c| c.timeline.deactivates != timeline.activates) {
         let mut t = cur.timeline;
+        let extends = timeline.activates > t.deactivates;
         t.deactivates = timeline.activates;
         t.expires = t.expires.max(t.deactivates.saturating_add(policy.retire_after.as_secs()));
-        actions.push(Action::Retime { kid: cur.kid.clone(), timeline: t });
+        let retime = Action::Retime { kid: cur.kid.clone(), timeline: t };
+        if extends { early.push(retime) } else { late.push(retime) }
     }
-    actions.push(Action::Create { alg, timeline });
-    actions
+    early.push(Action::Create { alg, timeline });
+    early.extend(late);
+    early
 }
 
 /// What `keys revoke <kid>` needs at `now`: the key leaves the JWKS at
 /// once; if it was signing, a [`successor`] of its algorithm signs at once
-/// (planned on the keys as they are after the revocation). `Err` names
-/// why nothing can be done (no such key, already revoked).
+/// (planned on the keys as they are after the revocation, and written
+/// before the revocation: a crash between the two leaves the replacement
+/// signing and the key to revoke again, never no signer). `Err` names why
+/// nothing can be done (no such key, already revoked).
 pub fn revoke(keys: &[KeyMeta], kid: &str, policy: &Policy, now: UnixTime) -> Result<Vec<Action>, String> {
     let Some(key) = keys.iter().find(|k| k.kid == kid) else {
         return Err(format!("no key with kid `{kid}`"));
@@ -395,11 +405,13 @@ pub fn revoke(keys: &[KeyMeta], kid: &str, policy: &Policy, now: UnixTime) -> Re
     let was_signing = signer(keys, key.alg, now).is_some_and(|s| s.kid == kid);
     let mut timeline = key.timeline;
     timeline.revoked = Some(now);
-    let mut actions = vec![Action::Retime { kid: kid.to_string(), timeline }];
+    let revocation = Action::Retime { kid: kid.to_string(), timeline };
+    let mut actions = Vec::new();
     if was_signing {
-        let after = retimed(keys, &actions);
+        let after = retimed(keys, std::slice::from_ref(&revocation));
         actions.extend(successor(&after, key.alg, policy, now, true));
     }
+    actions.push(revocation);
     Ok(actions)
 }
 
