@@ -714,7 +714,7 @@ mod tests {
             Keyring::open(store, Arc::new(clock.clone()), vec![Algorithm::ES256], p, 2048).unwrap()
         };
         let (mut crashes, mut steps) = (0, 0);
-        for seed in 1..=10u64 {
+        for seed in 1..=8u64 {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
             let tmp = tempfile::tempdir().unwrap();
             let clock = ManualClock::new(T0);
@@ -855,6 +855,6 @@ mod tests {
             }
         }
         eprintln!("{steps} steps, {crashes} crashes between store writes");
-        assert!(crashes > 10, "the crashes happened: {crashes}");
+        assert!(crashes > 8, "the crashes happened: {crashes}");
     }
 }
