@@ -157,7 +157,7 @@ impl PartialEq for PgUrl {
 }
 
 /// A new connection to `url`: the one place a connection is made.
-/// Statements time out after [`OP_TIMEOUT`], and so does a network that
+/// Statements time out after 5 s (`OP_TIMEOUT`), and so does a network that
 /// stops acknowledging.
 pub fn connect(url: &PgUrl) -> Result<Client, Error> {
     let mut config = postgres::Config::from(url.config.clone());
