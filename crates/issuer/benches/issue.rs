@@ -22,7 +22,7 @@ fn key(alg: Algorithm) -> ActiveKey {
         retire_after: Duration::from_secs(3600),
     };
     let meta = KeyMeta { kid: key.kid().to_string(), alg, timeline: policy.immediate(1_800_000_000) };
-    ActiveKey::new(meta, key)
+    ActiveKey::new(meta, std::sync::Arc::new(key))
 }
 
 fn bench(c: &mut Criterion) {

@@ -15,9 +15,8 @@ use crate::{
     config::KeyStoreConfig,
     config::{DEFAULT_CONFIG, ENV_CONFIG},
     keys::{
-        self, DirStore, KeyStore, PgStore, PgUrl, Policy,
+        self, DirStore, KeyStore, PgStore, PgUrl, Policy, kek,
         ops::{self, Done},
-        store,
     },
     oauth::secret::hash_secret,
 };
@@ -213,11 +212,11 @@ fn pem(label: &str, der: &[u8]) -> String {
 fn check_config(config: &Config) -> Result<(), Error> {
     // Everything `serve` checks before it touches the store: the KEK's
     // presence and form, and the clients' assertion verifiers.
-    let sealer = store::sealer_from_env()?;
+    let sealer = kek::sealer_from_env()?;
     if matches!(config.keys.store, KeyStoreConfig::Postgres(_)) && sealer.is_none() {
         return Err(Error::Kek(format!(
             "{} is required with `keys.postgres`: private keys are sealed before they reach the database",
-            store::ENV_KEK
+            kek::ENV_KEK
         )));
     }
     let clock: crate::clock::SharedClock = std::sync::Arc::new(SystemClock);
@@ -279,7 +278,7 @@ fn algs(a: &[Algorithm]) -> String {
     a.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-fn open_store(config: &Config) -> Result<Box<dyn KeyStore>, Error> {
+fn open_store(config: &Config) -> Result<keys::Opened, Error> {
     if let KeyStoreConfig::Dir(dir) = &config.keys.store
         && !dir.exists()
     {
@@ -296,21 +295,18 @@ fn migrate(from_dir: &std::path::Path, to: &str, clock: &SystemClock) -> Result<
     if !from_dir.is_dir() {
         return Err(Error::Usage(format!("--from-dir: {} is not a folder", from_dir.display())));
     }
-    let sealer = store::sealer_from_env()?.ok_or_else(|| {
-        Error::Kek(format!("{} is required: keys are sealed before they reach the database", store::ENV_KEK))
+    let sealer = kek::sealer_from_env()?.ok_or_else(|| {
+        Error::Kek(format!("{} is required: keys are sealed before they reach the database", kek::ENV_KEK))
     })?;
     // Keys in clear are read here on purpose: they are sealed on their way in.
-    let from = DirStore::open(from_dir, store::sealer_from_env()?)?.accepting_clear_keys();
-    let loaded = {
-        let _lock = from.lock(keys::keyring::LOCK_TIMEOUT, clock)?;
-        // A folder of keys in clear opens with any KEK; sealed ones need this one.
-        from.load()?
-    };
+    let from = DirStore::open(from_dir, kek::sealer_from_env()?)?.accepting_clear_keys();
+    // A folder of keys in clear opens with any KEK; sealed ones need this one.
+    let loaded = from.read(None)?;
     let to = PgStore::open(&url, sealer)?;
-    let _lock = KeyStore::lock(&to, keys::keyring::LOCK_TIMEOUT, clock)?;
+    let lock = KeyStore::lock(&to, keys::LOCK_TIMEOUT)?;
     let (mut copied, mut present) = (0, 0);
     for r in &loaded.keys {
-        if to.insert_new(r)? {
+        if to.insert_new(&lock, r)? {
             copied += 1;
             println!("copied  {} {} ({})", r.meta.alg, r.meta.kid, r.meta.timeline.state(clock.now()));
         } else {
@@ -360,7 +356,7 @@ fn emit(text: &str) -> Result<(), Error> {
 /// `keys list`: every key with its state and instants, then, per
 /// algorithm, which key signs now and what changes next; `--json` gives
 /// the same as `{"keys": [...], "signing": [...], "damaged": [...]}`.
-fn list_text(loaded: &store::Loaded, algorithms: &[Algorithm], policy: &Policy, now: u64, json: bool) -> String {
+fn list_text(loaded: &keys::Loaded, algorithms: &[Algorithm], policy: &Policy, now: u64, json: bool) -> String {
     use std::fmt::Write as _;
     let metas: Vec<keys::KeyMeta> = loaded.keys.iter().map(|r| r.meta.clone()).collect();
     let outlooks: Vec<keys::lifecycle::Outlook> =
@@ -420,8 +416,8 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
     if let KeysCommand::Migrate { from_dir, to } = &cmd {
         return migrate(from_dir, to, &clock);
     }
-    let store = open_store(config)?;
-    let store = store.as_ref();
+    let opened = open_store(config)?;
+    let store = opened.store.as_ref();
     let policy = config.key_policy();
     let now = clock.now();
     match cmd {
@@ -437,9 +433,10 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
                 Some(a) => vec![a],
                 None => config.keys.algorithms.clone(),
             };
-            let _lock = store.lock(keys::keyring::LOCK_TIMEOUT, &clock)?;
-            for a in algs {
-                let done = ops::rotate(store, &policy, a, config.keys.rsa_bits, &clock, immediately)?;
+            let lock = store.lock(keys::LOCK_TIMEOUT)?;
+            // Every algorithm in one list of writes (one transaction on
+            // PostgreSQL): servers see the change whole.
+            for done in ops::rotate_all(store, &lock, &policy, &algs, config.keys.rsa_bits, &clock, immediately)? {
                 print_done("created", &done);
             }
             if immediately {
@@ -450,8 +447,8 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
             Ok(())
         }
         KeysCommand::Revoke { kid } => {
-            let _lock = store.lock(keys::keyring::LOCK_TIMEOUT, &clock)?;
-            let (done, replacement) = ops::revoke(store, &policy, &kid, config.keys.rsa_bits, &clock)?;
+            let lock = store.lock(keys::LOCK_TIMEOUT)?;
+            let (done, replacement) = ops::revoke(store, &lock, &policy, &kid, config.keys.rsa_bits, &clock)?;
             println!("revoked {} {}: it left the JWKS", done.alg, done.kid);
             if let Some(r) = replacement {
                 print_done("created", &r);
@@ -464,8 +461,8 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
             }
             let text = std::fs::read_to_string(&pem).map_err(|e| Error::Usage(format!("{}: {e}", pem.display())))?;
             let der = ops::pkcs8_from_pem(&text).map_err(|e| Error::Usage(format!("{}: {e}", pem.display())))?;
-            let _lock = store.lock(keys::keyring::LOCK_TIMEOUT, &clock)?;
-            let done = ops::import(store, &policy, alg, der, &clock)?;
+            let lock = store.lock(keys::LOCK_TIMEOUT)?;
+            let done = ops::import(store, &lock, &policy, alg, der, &clock)?;
             print_done("imported", &done);
             Ok(())
         }

@@ -75,3 +75,24 @@ pub fn pause(d: std::time::Duration) {
     #[allow(clippy::disallowed_methods)] // a real wait for another process
     std::thread::sleep(d);
 }
+
+/// A deadline on the monotonic clock, for waits on another process (a
+/// store lock): the injected wall clock may stand still (tests) or jump
+/// (NTP), and neither may stretch or shorten a wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(std::time::Instant);
+
+impl Deadline {
+    /// The deadline `d` from now.
+    #[allow(clippy::disallowed_methods)] // the monotonic clock, for a real wait
+    pub fn after(d: std::time::Duration) -> Self {
+        let now = std::time::Instant::now();
+        Deadline(now.checked_add(d).unwrap_or(now))
+    }
+
+    /// Whether it has passed.
+    #[allow(clippy::disallowed_methods)] // the monotonic clock, for a real wait
+    pub fn passed(&self) -> bool {
+        std::time::Instant::now() >= self.0
+    }
+}

@@ -12,9 +12,10 @@ use actix_web::{
 use crate::{
     Config,
     clock::SharedClock,
+    keys::KeyStoreConfig,
     keys::Keyring,
     metrics::Metrics,
-    oauth::{self, TokenService, endpoint::Edge, replay::SharedClaims},
+    oauth::{self, TokenService, claims::PgClaims, endpoint::Edge, replay::SharedClaims},
 };
 
 /// Everything the handlers share: the composition root of the app.
@@ -35,27 +36,17 @@ pub struct AppState {
     metadata: Bytes,
 }
 
-/// Single-use ids claimed in the key store, where it shares them between
-/// replicas (PostgreSQL).
-#[derive(Debug)]
-struct StoreClaims(Arc<Keyring>);
-
-impl SharedClaims for StoreClaims {
-    fn claim_once(&self, digest: &str, until: u64, now: u64) -> Result<bool, String> {
-        match self.0.store().claim_once(digest, until, now) {
-            None => Ok(true),
-            Some(r) => r.map_err(|e| e.to_string()),
-        }
-    }
-}
-
 impl AppState {
     /// The state of an app over `config` and `keyring`.
     pub fn new(config: Arc<Config>, keyring: Arc<Keyring>, clock: SharedClock) -> Result<Self, crate::Error> {
         let metadata = Bytes::from(metadata(&config).to_string());
         let metrics = Arc::new(Metrics::default());
-        let shared: Option<Arc<dyn SharedClaims>> =
-            if keyring.store().shares_claims() { Some(Arc::new(StoreClaims(keyring.clone()))) } else { None };
+        // Single-use ids: this process's cache alone over a folder; shared
+        // in the database by replicas on PostgreSQL.
+        let shared: Option<Arc<dyn SharedClaims>> = match &config.keys.store {
+            KeyStoreConfig::Dir(_) => None,
+            KeyStoreConfig::Postgres(url) => Some(Arc::new(PgClaims::new(url))),
+        };
         let token = TokenService::new(
             config.token_settings(),
             &config.clients,

@@ -24,8 +24,15 @@ pub const TICK: Duration = keys::FOLLOW_INTERVAL;
 pub async fn open_keyring(config: &Config, clock: SharedClock) -> Result<Arc<Keyring>, Error> {
     let config = config.clone();
     let ring = tokio::task::spawn_blocking(move || {
-        let store = keys::open_store(&config.keys.store)?;
-        Keyring::open_boxed(store, clock, config.keys.algorithms.clone(), config.key_policy(), config.keys.rsa_bits)
+        let opened = keys::open_store(&config.keys.store)?;
+        Keyring::open_with(
+            opened.store,
+            opened.coordination,
+            clock,
+            config.keys.algorithms.clone(),
+            config.key_policy(),
+            config.keys.rsa_bits,
+        )
     })
     .await
     .map_err(|e| Error::Store(format!("key loading task failed: {e}")))??;
@@ -93,7 +100,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
 /// the instant the timeline names and never before it.
 async fn schedule(state: web::Data<AppState>) {
     let wake = Arc::new(tokio::sync::Notify::new());
-    state.keyring.store().watch(Arc::downgrade(&wake));
+    state.keyring.coordination().watch(Arc::downgrade(&wake));
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The change instant already woken for: never spin on one that a

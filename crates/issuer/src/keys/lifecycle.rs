@@ -1,6 +1,10 @@
 //! The key lifecycle: each key's timeline of instants, the state derived
-//! from it, and the pure planning function that decides what the store
-//! needs at a given time.
+//! from it, and the one planner: pure functions of (keys, now, policy)
+//! that return the [`Action`]s the store needs, for the scheduler
+//! ([`plan`]: first keys, successors, extension of a late successor,
+//! expiry) and for the operator (`keys rotate [--now]` and `keys import`:
+//! [`successor`]; `keys revoke`: [`revoke`]). Nothing else edits a
+//! timeline; `super::apply` carries the actions out.
 //!
 //! A key's state is never a mutable flag: it is derived from its instants
 //! (`published`, `activates`, `deactivates`, `expires`, `revoked`) and the
@@ -260,9 +264,10 @@ pub enum Action {
         /// Its timeline.
         timeline: Timeline,
     },
-    /// Replace the timeline of `kid` (a late successor extends the
-    /// current key's signing, and so its publication).
-    Extend {
+    /// Replace the timeline of `kid`: a late successor extends the current
+    /// key's signing (and so its publication), a new successor ends it, a
+    /// revocation sets `revoked`.
+    Retime {
         /// The key to change.
         kid: String,
         /// The new timeline.
@@ -294,15 +299,18 @@ pub fn plan(keys: &[KeyMeta], algorithms: &[Algorithm], policy: &Policy, now: Un
                 // another one.
                 let mut t = pending.timeline;
                 t.activates = now;
-                actions.push(Action::Extend { kid: pending.kid.clone(), timeline: t });
+                actions.push(Action::Retime { kid: pending.kid.clone(), timeline: t });
             } else {
                 actions.push(Action::Create { alg, timeline: policy.immediate(now) });
             }
             continue;
         };
+        // A key that gave way to another (an empty signing window) is no
+        // successor: it never signs.
         let successor = keys.iter().any(|k| {
             k.alg == alg
                 && k.timeline.activates > current.timeline.activates
+                && k.timeline.activates < k.timeline.deactivates
                 && k.timeline.state(now) == KeyState::Pending
         });
         // One second early: the successor is published at the next whole
@@ -321,7 +329,7 @@ pub fn plan(keys: &[KeyMeta], algorithms: &[Algorithm], policy: &Policy, now: Un
                 let mut t = current.timeline;
                 t.deactivates = next.activates;
                 t.expires = t.expires.max(next.activates.saturating_add(policy.retire_after.as_secs()));
-                actions.push(Action::Extend { kid: current.kid.clone(), timeline: t });
+                actions.push(Action::Retime { kid: current.kid.clone(), timeline: t });
             }
             actions.push(Action::Create { alg, timeline: next });
         }
@@ -329,6 +337,100 @@ pub fn plan(keys: &[KeyMeta], algorithms: &[Algorithm], policy: &Policy, now: Un
     // An expired key (revoked or not) is never a signer: `signer` skips it.
     actions.extend(keys.iter().filter(|k| now >= k.timeline.expires).map(|k| Action::Delete { kid: k.kid.clone() }));
     actions
+}
+
+/// What adding a key of `alg` as the successor of its current signer
+/// needs (`keys rotate`, `keys import`, a revoke's replacement): the new
+/// key is published at the next whole second after `now` (the caller made
+/// it before reading the clock, so it is in the store by then) and signs
+/// `publish_ahead` later, or at `now` when `immediately` (`--now`).
+///
+/// Pending keys of `alg` give way (an empty signing window at the new
+/// key's activation, where the new key outranks them; they stay published
+/// until they expire), and the current signer signs exactly until the new
+/// key does (earlier with `--now`, later when its window ends first), then
+/// stays published for `retire_after`.
+///
+/// The order of the actions is what a crash between two writes of a
+/// folder may cut: an extension of the current signer comes before the
+/// [`Action::Create`] (alone, it only publishes longer), and what ends a
+/// window (a pending key giving way, the signer stopping early) after it
+/// (alone, before the new key exists, it would hand signing to a key
+/// before its time).
+pub fn successor(keys: &[KeyMeta], alg: Algorithm, policy: &Policy, now: UnixTime, immediately: bool) -> Vec<Action> {
+    let timeline = if immediately {
+        policy.immediate(now)
+    } else {
+        let published = published_after(now);
+        policy.ahead(published, published)
+    };
+    let (mut early, mut late) = (Vec::new(), Vec::new());
+    for k in keys.iter().filter(|k| k.alg == alg && k.timeline.state(now) == KeyState::Pending) {
+        let mut t = k.timeline;
+        // Its activation is the new key's (never later, or it would
+        // outrank it); it was written before now, so `published` may move
+        // back to it.
+        t.activates = timeline.activates;
+        t.published = t.published.min(t.activates);
+        t.deactivates = t.activates;
+        t.expires = t.expires.max(t.deactivates);
+        late.push(Action::Retime { kid: k.kid.clone(), timeline: t });
+    }
+    if let Some(cur) = signer(keys, alg, now).filter(|c| c.timeline.deactivates != timeline.activates) {
+        let mut t = cur.timeline;
+        let extends = timeline.activates > t.deactivates;
+        t.deactivates = timeline.activates;
+        t.expires = t.expires.max(t.deactivates.saturating_add(policy.retire_after.as_secs()));
+        let retime = Action::Retime { kid: cur.kid.clone(), timeline: t };
+        if extends { early.push(retime) } else { late.push(retime) }
+    }
+    early.push(Action::Create { alg, timeline });
+    early.extend(late);
+    early
+}
+
+/// What `keys revoke <kid>` needs at `now`: the key leaves the JWKS at
+/// once; if it was signing, a [`successor`] of its algorithm signs at once
+/// (planned on the keys as they are after the revocation, and written
+/// before the revocation: a crash between the two leaves the replacement
+/// signing and the key to revoke again, never no signer). `Err` names why
+/// nothing can be done (no such key, already revoked).
+pub fn revoke(keys: &[KeyMeta], kid: &str, policy: &Policy, now: UnixTime) -> Result<Vec<Action>, String> {
+    let Some(key) = keys.iter().find(|k| k.kid == kid) else {
+        return Err(format!("no key with kid `{kid}`"));
+    };
+    if key.timeline.revoked.is_some() {
+        return Err(format!("key {kid} is already revoked"));
+    }
+    let was_signing = signer(keys, key.alg, now).is_some_and(|s| s.kid == kid);
+    let mut timeline = key.timeline;
+    timeline.revoked = Some(now);
+    let revocation = Action::Retime { kid: kid.to_string(), timeline };
+    let mut actions = Vec::new();
+    if was_signing {
+        let after = retimed(keys, std::slice::from_ref(&revocation));
+        actions.extend(successor(&after, key.alg, policy, now, true));
+    }
+    actions.push(revocation);
+    Ok(actions)
+}
+
+/// `keys` with the [`Action::Retime`]s and [`Action::Delete`]s of
+/// `actions` applied (a created key has no kid until it is made).
+pub fn retimed(keys: &[KeyMeta], actions: &[Action]) -> Vec<KeyMeta> {
+    let mut out: Vec<KeyMeta> = keys.to_vec();
+    for a in actions {
+        match a {
+            Action::Retime { kid, timeline } => {
+                if let Some(k) = out.iter_mut().find(|k| &k.kid == kid) {
+                    k.timeline = *timeline;
+                }
+            }
+            Action::Delete { kid } => out.retain(|k| &k.kid != kid),
+            Action::Create { .. } => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]

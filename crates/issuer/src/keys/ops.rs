@@ -1,16 +1,17 @@
-//! Operator actions on the store (`keys rotate/revoke/import`), run under
-//! the store lock, next to running servers that pick the change up.
+//! Operator commands on the store (`keys rotate/revoke/import`): each
+//! reads the store under the lock its caller holds, asks the planner
+//! ([`super::lifecycle`]) for the actions, and carries them out through the
+//! one apply path ([`super::apply`]), next to running servers that pick the
+//! change up.
 
-use jwks_jose::{Algorithm, SigningKey};
+use jwks_jose::Algorithm;
 
 use super::{
+    apply::{self, Fresh},
     lifecycle::{self, KeyMeta, Policy, Timeline},
-    store::{KeyRecord, KeyStore, Loaded},
+    store::{KeyRecord, KeyStore, Loaded, StoreLock},
 };
-use crate::{
-    Error,
-    clock::{Clock, UnixTime},
-};
+use crate::{Error, clock::Clock};
 
 /// What an operator action did, for the CLI to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,144 +26,163 @@ pub struct Done {
     pub replaces: Option<String>,
 }
 
-/// The store's keys, when every one of them opens: an operator action
-/// never writes to a store holding keys it cannot open (under another KEK,
-/// damaged, or with a timeline out of policy).
-fn load_writable(store: &dyn KeyStore, policy: &Policy) -> Result<Vec<KeyRecord>, Error> {
-    let loaded = super::screen::load_screened(store, policy)?;
+/// The store's keys (read under `held`), when every one of them opens: an
+/// operator action never writes to a store holding keys it cannot open
+/// (under another KEK, damaged, or with a timeline out of policy).
+fn load_writable(store: &dyn KeyStore, held: &StoreLock, policy: &Policy) -> Result<Vec<KeyRecord>, Error> {
+    let loaded = super::screen::screened(store.read(Some(held))?, policy);
     loaded.writable(&store.location())?;
     Ok(loaded.keys)
 }
 
-/// Adds `pkcs8` as the successor of the current `alg` signer: published
-/// at `now`, signing at `now + publish_ahead` (or at once with `now_flag`).
-/// The current signer stops signing when the successor starts.
-fn add_successor(
-    store: &dyn KeyStore,
-    policy: &Policy,
-    alg: Algorithm,
-    pkcs8: Vec<u8>,
-    now: UnixTime,
-    immediately: bool,
-) -> Result<Done, Error> {
-    let key = SigningKey::from_pkcs8(alg, &pkcs8)?;
-    let records = load_writable(store, policy)?;
-    if records.iter().any(|r| r.meta.kid == key.kid()) {
-        return Err(Error::Usage(format!("key {} is already in the store", key.kid())));
-    }
-    let metas: Vec<KeyMeta> = records.iter().map(|r| r.meta.clone()).collect();
-    let current = lifecycle::signer(&metas, alg, now).cloned();
-    let timeline = if immediately {
-        policy.immediate(now)
-    } else {
-        let published = lifecycle::published_after(now);
-        policy.ahead(published, published)
-    };
-    store.put(&KeyRecord { meta: KeyMeta { kid: key.kid().to_string(), alg, timeline }, pkcs8 })?;
-    // Pending successors made earlier give way to this one: they never
-    // sign (an empty signing window at this key's activation, where this
-    // key outranks them) and stay published until they expire. Only one
-    // key per algorithm is ever active.
-    for r in records.iter().filter(|r| r.meta.alg == alg && r.meta.timeline.state(now) == lifecycle::KeyState::Pending)
-    {
-        let mut t = r.meta.timeline;
-        // Its activation is the new key's (never later, or it would
-        // outrank it); it was written before now, so `published` may move
-        // back to it.
-        t.activates = timeline.activates;
-        t.published = t.published.min(t.activates);
-        t.deactivates = t.activates;
-        t.expires = t.expires.max(t.deactivates);
-        store.put(&KeyRecord { meta: KeyMeta { timeline: t, ..r.meta.clone() }, pkcs8: r.pkcs8.clone() })?;
-    }
-    // The current signer signs exactly until the new key does: earlier
-    // (`--now`, or a successor made early), or later when its window ends
-    // before the new key's activation (no gap in which it signs while
-    // retiring).
-    if let Some(cur) = current.as_ref().filter(|c| c.timeline.deactivates != timeline.activates) {
-        let mut t = cur.timeline;
-        t.deactivates = timeline.activates;
-        t.expires = t.expires.max(t.deactivates.saturating_add(policy.retire_after.as_secs()));
-        if let Some(r) = records.iter().find(|r| r.meta.kid == cur.kid) {
-            store.put(&KeyRecord { meta: KeyMeta { timeline: t, ..cur.clone() }, pkcs8: r.pkcs8.clone() })?;
-        }
-    }
-    tracing::info!(kid = %key.kid(), %alg, activates = timeline.activates, "key created");
-    Ok(Done { kid: key.kid().to_string(), alg, timeline, replaces: current.map(|c| c.kid) })
+fn metas(records: &[KeyRecord]) -> Vec<KeyMeta> {
+    records.iter().map(|r| r.meta.clone()).collect()
 }
 
-/// `keys rotate`: generates a successor for `alg`.
-///
-/// The clock is read after the key is generated (RSA-4096 takes seconds),
-/// so `published` is never earlier than the key is in the store.
+/// Adds the key in `fresh` (or new ones) as the successor of the current
+/// signer of each of `algs` ([`lifecycle::successor`]), in one list of
+/// writes.
+#[allow(clippy::too_many_arguments)] // the store, its lock, and what to do
+fn add_successors(
+    store: &dyn KeyStore,
+    held: &StoreLock,
+    policy: &Policy,
+    algs: &[Algorithm],
+    fresh: Fresh,
+    rsa_bits: usize,
+    clock: &dyn Clock,
+    immediately: bool,
+) -> Result<Vec<Done>, Error> {
+    let records = load_writable(store, held, policy)?;
+    let keys = metas(&records);
+    let prepared = apply::prepare(clock, rsa_bits, fresh, |now| {
+        algs.iter().flat_map(|&alg| lifecycle::successor(&keys, alg, policy, now, immediately)).collect()
+    })?;
+    let now = prepared.now;
+    let applied = apply::apply(store, held, &records, prepared)?;
+    Ok(applied
+        .created
+        .into_iter()
+        .map(|made| Done {
+            replaces: lifecycle::signer(&keys, made.alg, now).map(|c| c.kid.clone()),
+            kid: made.kid,
+            alg: made.alg,
+            timeline: made.timeline,
+        })
+        .collect())
+}
+
+/// [`add_successors`] of one algorithm.
+#[allow(clippy::too_many_arguments)] // the store, its lock, and what to do
+fn add_successor(
+    store: &dyn KeyStore,
+    held: &StoreLock,
+    policy: &Policy,
+    alg: Algorithm,
+    fresh: Fresh,
+    rsa_bits: usize,
+    clock: &dyn Clock,
+    immediately: bool,
+) -> Result<Done, Error> {
+    add_successors(store, held, policy, &[alg], fresh, rsa_bits, clock, immediately)?
+        .pop()
+        .ok_or_else(|| Error::Store("no key was created".into()))
+}
+
+/// `keys rotate` of every algorithm of `algs` at once, in one list of
+/// writes (one transaction on PostgreSQL).
+pub fn rotate_all(
+    store: &dyn KeyStore,
+    held: &StoreLock,
+    policy: &Policy,
+    algs: &[Algorithm],
+    rsa_bits: usize,
+    clock: &dyn Clock,
+    immediately: bool,
+) -> Result<Vec<Done>, Error> {
+    add_successors(store, held, policy, algs, Fresh::default(), rsa_bits, clock, immediately)
+}
+
+/// `keys rotate`: generates a successor for `alg`, published at the next
+/// second after the key was made and signing `publish_ahead` later (at
+/// once with `immediately`).
 pub fn rotate(
     store: &dyn KeyStore,
+    held: &StoreLock,
     policy: &Policy,
     alg: Algorithm,
     rsa_bits: usize,
     clock: &dyn Clock,
     immediately: bool,
 ) -> Result<Done, Error> {
-    let pkcs8 = SigningKey::generate(alg, rsa_bits)?;
-    add_successor(store, policy, alg, pkcs8, clock.now(), immediately)
+    add_successor(store, held, policy, alg, Fresh::default(), rsa_bits, clock, immediately)
 }
 
 /// `keys import`: adds an existing PKCS#8 key as the successor for `alg`.
 pub fn import(
     store: &dyn KeyStore,
+    held: &StoreLock,
     policy: &Policy,
     alg: Algorithm,
     pkcs8: Vec<u8>,
     clock: &dyn Clock,
 ) -> Result<Done, Error> {
-    add_successor(store, policy, alg, pkcs8, clock.now(), false)
+    let fresh = Fresh::with(alg, pkcs8)?;
+    add_successor(store, held, policy, alg, fresh, 0, clock, false)
 }
 
 /// `keys revoke`: withdraws `kid` from the JWKS at once; if it was
-/// signing, a new key of its algorithm signs at once.
+/// signing, a new key of its algorithm signs at once
+/// ([`lifecycle::revoke`]).
 pub fn revoke(
     store: &dyn KeyStore,
+    held: &StoreLock,
     policy: &Policy,
     kid: &str,
     rsa_bits: usize,
     clock: &dyn Clock,
 ) -> Result<(Done, Option<Done>), Error> {
-    let now = clock.now();
-    let loaded = super::screen::load_screened(store, policy)?;
+    let loaded = super::screen::screened(store.read(Some(held))?, policy);
     if let Some(d) = loaded.damaged.iter().find(|d| d.kid.as_deref() == Some(kid)) {
         return Err(Error::Usage(format!("key {kid} is in {} but cannot be opened: {}", store.location(), d.reason)));
     }
     let records = loaded.keys;
-    let Some(rec) = records.iter().find(|r| r.meta.kid == kid) else {
+    let keys = metas(&records);
+    let Some(alg) = keys.iter().find(|k| k.kid == kid).map(|k| k.alg) else {
         return Err(Error::Usage(format!("no key with kid `{}` in {}", kid, store.location())));
     };
-    if rec.meta.timeline.revoked.is_some() {
-        return Err(Error::Usage(format!("key {kid} is already revoked")));
-    }
-    let metas: Vec<KeyMeta> = records.iter().map(|r| r.meta.clone()).collect();
-    let was_signing = lifecycle::signer(&metas, rec.meta.alg, now).is_some_and(|s| s.kid == kid);
+    let was_signing = lifecycle::signer(&keys, alg, clock.now()).is_some_and(|s| s.kid == kid);
     if was_signing && !loaded.damaged.is_empty() {
         // Its replacement would be planned without the keys that do not
         // open: refuse before writing anything.
-        return Err(Loaded { keys: Vec::new(), damaged: loaded.damaged }.refusal(
+        return Err(Loaded { damaged: loaded.damaged, ..Loaded::default() }.refusal(
             &store.location(),
             "the signing key is not revoked, since its replacement cannot be made safely; repair or remove them first",
         ));
     }
-    let mut timeline = rec.meta.timeline;
-    timeline.revoked = Some(now);
-    store.put(&KeyRecord { meta: KeyMeta { timeline, ..rec.meta.clone() }, pkcs8: rec.pkcs8.clone() })?;
-    tracing::warn!(%kid, alg = %rec.meta.alg, "key revoked");
-    let done = Done { kid: kid.to_string(), alg: rec.meta.alg, timeline, replaces: None };
-    let replacement = if was_signing {
-        // It replaces the revoked key (not whichever retired key the
-        // store would otherwise fall back to).
-        let mut r = rotate(store, policy, rec.meta.alg, rsa_bits, clock, true)?;
-        r.replaces = Some(kid.to_string());
-        Some(r)
-    } else {
-        None
-    };
+    // The check above and the plan below may straddle a second: the plan
+    // decides (a revoke of a key that stopped signing makes no replacement).
+    let planned = std::cell::RefCell::new(Ok(()));
+    let prepared = apply::prepare(clock, rsa_bits, Fresh::default(), |now| {
+        lifecycle::revoke(&keys, kid, policy, now).unwrap_or_else(|e| {
+            *planned.borrow_mut() = Err(e);
+            Vec::new()
+        })
+    })?;
+    planned.into_inner().map_err(|e| Error::Usage(format!("{e} in {}", store.location())))?;
+    let applied = apply::apply(store, held, &records, prepared)?;
+    let revoked = applied.keys.iter().find(|r| r.meta.kid == kid).map(|r| r.meta.timeline);
+    let timeline = revoked.ok_or_else(|| Error::Store(format!("key {kid} went missing")))?;
+    tracing::warn!(%kid, %alg, "key revoked");
+    let done = Done { kid: kid.to_string(), alg, timeline, replaces: None };
+    // It replaces the revoked key (not whichever retired key the store
+    // would otherwise fall back to).
+    let replacement = applied.created.into_iter().next().map(|m| Done {
+        kid: m.kid,
+        alg: m.alg,
+        timeline: m.timeline,
+        replaces: Some(kid.to_string()),
+    });
     Ok((done, replacement))
 }
 
@@ -189,7 +209,8 @@ mod tests {
 
     use super::*;
 
-    use crate::keys::store::DirStore;
+    use crate::{clock::UnixTime, keys::DirStore};
+    use jwks_jose::SigningKey;
 
     fn setup() -> (tempfile::TempDir, DirStore, Policy) {
         let tmp = tempfile::tempdir().unwrap();
@@ -207,14 +228,18 @@ mod tests {
     }
 
     fn metas(store: &dyn KeyStore) -> Vec<KeyMeta> {
-        store.load().unwrap().keys.into_iter().map(|r| r.meta).collect()
+        store.read(None).unwrap().keys.into_iter().map(|r| r.meta).collect()
+    }
+
+    fn lk(store: &DirStore) -> StoreLock {
+        store.lock(Duration::from_secs(1)).unwrap()
     }
 
     #[test]
     fn rotate_publishes_ahead_and_hands_over_at_activation() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
-        let second = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1100), false).unwrap();
+        let first = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let second = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1100), false).unwrap();
         assert_eq!(second.replaces.as_deref(), Some(first.kid.as_str()));
         // Published at the second after the clock read: never before the write.
         assert_eq!(second.timeline.published, 1101);
@@ -230,18 +255,18 @@ mod tests {
     #[test]
     fn revoking_the_signer_replaces_it_at_once() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
-        let (revoked, replacement) = revoke(&store, &policy, &first.kid, 2048, &at(1200)).unwrap();
+        let first = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let (revoked, replacement) = revoke(&store, &lk(&store), &policy, &first.kid, 2048, &at(1200)).unwrap();
         assert_eq!(revoked.timeline.revoked, Some(1200));
         let replacement = replacement.unwrap();
         let m = metas(&store);
         assert_eq!(lifecycle::signer(&m, Algorithm::ES256, 1200).unwrap().kid, replacement.kid);
         assert!(!m.iter().find(|k| k.kid == first.kid).unwrap().timeline.is_published(1200));
         assert!(
-            matches!(revoke(&store, &policy, "nope", 2048, &at(1300)), Err(Error::Usage(m)) if m.contains("no key"))
+            matches!(revoke(&store, &lk(&store), &policy, "nope", 2048, &at(1300)), Err(Error::Usage(m)) if m.contains("no key"))
         );
         assert!(
-            matches!(revoke(&store, &policy, &first.kid, 2048, &at(1300)), Err(Error::Usage(m)) if m.contains("already"))
+            matches!(revoke(&store, &lk(&store), &policy, &first.kid, 2048, &at(1300)), Err(Error::Usage(m)) if m.contains("already"))
         );
     }
 
@@ -252,10 +277,11 @@ mod tests {
         let der = SigningKey::generate(Algorithm::ES256, 2048).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
         let pem = format!("-----BEGIN {label}-----\n{b64}\n-----END {label}-----\n", label = "PRIVATE KEY");
-        let done = import(&store, &policy, Algorithm::ES256, pkcs8_from_pem(&pem).unwrap(), &at(50)).unwrap();
+        let done =
+            import(&store, &lk(&store), &policy, Algorithm::ES256, pkcs8_from_pem(&pem).unwrap(), &at(50)).unwrap();
         assert_eq!(done.timeline.activates, 651);
-        assert!(import(&store, &policy, Algorithm::ES256, der.clone(), &at(60)).is_err());
-        assert!(import(&store, &policy, Algorithm::RS256, der, &at(60)).is_err(), "wrong algorithm");
+        assert!(import(&store, &lk(&store), &policy, Algorithm::ES256, der.clone(), &at(60)).is_err());
+        assert!(import(&store, &lk(&store), &policy, Algorithm::RS256, der, &at(60)).is_err(), "wrong algorithm");
         assert!(pkcs8_from_pem(&pem.replace("PRIVATE KEY", "RSA PRIVATE KEY")).is_err());
     }
 
@@ -271,9 +297,9 @@ mod tests {
     #[test]
     fn two_rotations_in_a_row_leave_exactly_one_active_key() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
-        let b = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1100), false).unwrap();
-        let c = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1101), false).unwrap();
+        let first = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let b = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1100), false).unwrap();
+        let c = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1101), false).unwrap();
         assert_eq!(c.replaces.as_deref(), Some(first.kid.as_str()));
         for now in [1100, 1700, 1701, 1702, 2000, 1701 + 3599] {
             let m = metas(&store);
@@ -291,7 +317,7 @@ mod tests {
             assert!(policy.check(&m.iter().find(|k| k.kid == b.kid).unwrap().timeline).is_ok());
         }
         // And `--now` after a pending successor: the new key signs, alone.
-        let d = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1200), true).unwrap();
+        let d = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1200), true).unwrap();
         assert_eq!(active(&store, Algorithm::ES256, 1200), vec![d.kid.clone()]);
         assert_eq!(active(&store, Algorithm::ES256, 1701), vec![d.kid]);
     }
@@ -299,10 +325,10 @@ mod tests {
     #[test]
     fn revoke_replaces_names_the_revoked_key() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let first = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
         // A second key signs at once; the first retires but stays published.
-        let second = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1100), true).unwrap();
-        let (_, replacement) = revoke(&store, &policy, &second.kid, 2048, &at(1200)).unwrap();
+        let second = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1100), true).unwrap();
+        let (_, replacement) = revoke(&store, &lk(&store), &policy, &second.kid, 2048, &at(1200)).unwrap();
         let replacement = replacement.unwrap();
         assert_eq!(replacement.replaces.as_deref(), Some(second.kid.as_str()), "not {}", first.kid);
         assert_eq!(active(&store, Algorithm::ES256, 1200), vec![replacement.kid]);
@@ -314,10 +340,10 @@ mod tests {
     #[test]
     fn a_pending_key_that_gives_way_to_a_revoke_replacement_never_signs() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
-        let pending = rotate(&store, &policy, Algorithm::ES256, 2048, &at(1000), false).unwrap();
+        let first = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let pending = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), false).unwrap();
         assert_eq!(pending.timeline.published, 1001);
-        let (_, replacement) = revoke(&store, &policy, &first.kid, 2048, &at(1000)).unwrap();
+        let (_, replacement) = revoke(&store, &lk(&store), &policy, &first.kid, 2048, &at(1000)).unwrap();
         let replacement = replacement.unwrap();
         let m = metas(&store);
         for now in [1000, 1001, 1601, 2000] {

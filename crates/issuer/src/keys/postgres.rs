@@ -8,45 +8,50 @@
 //! change: replicas `LISTEN` to reload at once and poll the generation
 //! every second as a fallback.
 //!
-//! Single-use ids (the `jti`s of `private_key_jwt` assertions and of DPoP
-//! proofs at the token endpoint) are claimed in `jwks_issuer_replay` too,
-//! so a replay is refused by every replica, not only the one that saw the
-//! original; the leader purges expired claims once a minute.
+//! The schema also holds `jwks_issuer_replay`, the single-use ids that
+//! `crate::oauth::replay` claims across replicas; this module migrates it
+//! with the rest and hands out connections ([`connect`]).
 //!
 //! Three advisory locks (scoped to the database) coordinate processes:
 //! migrations run under a transaction lock, so replicas that start together
 //! migrate once; changes to keys (rotation, `keys rotate/revoke/import`)
-//! run under a session lock on a connection of their own, released when it
-//! closes, even by a `kill -9`; and one replica, the rotation leader, holds
-//! a third lock on a long-lived connection. Only the leader plans rotation;
-//! when it dies its connection closes and another replica takes the role at
-//! its next tick.
+//! run under a session lock on the store's one change connection, each
+//! list of writes in one transaction on it, and the lock is released when
+//! the [`StoreLock`] drops, or with the connection, even by a `kill -9`;
+//! and one replica, the rotation leader, holds a third lock on a
+//! long-lived connection (`super::election::PgCoordination`). Readers take no lock: they
+//! read the keys and the generation in one REPEATABLE READ transaction.
 //!
-//! Every method blocks (the store runs its connections on a small runtime
-//! of its own): call them off the async executor, as the key ring does.
+//! Every method blocks: it is the synchronous `postgres` client, called on
+//! blocking threads (the key ring's scheduler and the CLI), so no runtime
+//! of ours is bridged from them. The change notifications are listened to
+//! on a thread of their own.
 
 use std::{
     fmt,
-    future::Future,
     str::FromStr,
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
 use jwks_jose::crypto::Sealer;
-use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, Client, NoTls, config::Host};
+use postgres::{Client, IsolationLevel, NoTls};
+use tokio_postgres::config::Host;
 
-use super::store::{self, Damaged, KeyRecord, KeyStore, Loaded, StoreLock};
-use crate::Error;
+use super::{
+    document,
+    store::{Damaged, KeyRecord, KeyStore, Loaded, StoreLock, Write},
+};
+use crate::{Error, clock::Deadline};
 
 /// The channel replicas `LISTEN` on.
 pub const CHANNEL: &str = "jwks_issuer_keys";
 /// Advisory lock keys ("jwks" in ASCII, then a number).
 const MIGRATE_LOCK: i64 = 0x6a77_6b73_0000_0001;
 const CHANGE_LOCK: i64 = 0x6a77_6b73_0000_0002;
-const LEADER_LOCK: i64 = 0x6a77_6b73_0000_0003;
-/// How long one database round trip may take before it counts as failed.
+pub(crate) const LEADER_LOCK: i64 = 0x6a77_6b73_0000_0003;
+/// How long one statement may run, and sent data may stay unacknowledged,
+/// before it counts as failed.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -151,18 +156,144 @@ impl PartialEq for PgUrl {
     }
 }
 
-/// The key store in a PostgreSQL database.
+/// A new connection to `url`: the one place a connection is made.
+/// Statements time out after 5 s (`OP_TIMEOUT`), and so does a network that
+/// stops acknowledging.
+pub fn connect(url: &PgUrl) -> Result<Client, Error> {
+    let mut config = postgres::Config::from(url.config.clone());
+    config.tcp_user_timeout(OP_TIMEOUT);
+    let mut client = config.connect(NoTls).map_err(|e| error(url, "connecting", &e))?;
+    client
+        .batch_execute(&format!("SET statement_timeout = {}", OP_TIMEOUT.as_millis()))
+        .map_err(|e| error(url, "connecting", &e))?;
+    Ok(client)
+}
+
+/// A store error naming `url` and what was being done, with the server's
+/// message or the chain of causes (never a password: `url` prints none).
+pub(crate) fn error(url: &PgUrl, what: &str, e: &postgres::Error) -> Error {
+    let detail = match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(inner) = source {
+                let msg = inner.to_string();
+                if !s.contains(&msg) {
+                    s = format!("{s}: {msg}");
+                }
+                source = inner.source();
+            }
+            s
+        }
+    };
+    Error::Store(format!("PostgreSQL {} {what}: {detail}", url.location))
+}
+
+/// A connection slot: connected on first use, and again after it closed.
+pub(crate) struct Slot {
+    url: PgUrl,
+    client: Mutex<Option<Client>>,
+}
+
+impl fmt::Debug for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slot").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl Slot {
+    /// A slot for connections to `url`, not connected yet.
+    pub(crate) fn new(url: &PgUrl) -> Self {
+        Slot { url: url.clone(), client: Mutex::new(None) }
+    }
+
+    /// Runs `f` on the connection, (re)connecting first if needed; a
+    /// connection that failed is dropped, so the next call reconnects.
+    pub(crate) fn with<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, Error> {
+        let mut slot = self.lock()?;
+        if slot.as_ref().is_some_and(Client::is_closed) {
+            *slot = None;
+        }
+        let client = match slot.as_mut() {
+            Some(c) => c,
+            None => slot.insert(connect(&self.url)?),
+        };
+        f(client).map_err(|e| {
+            let err = error(&self.url, what, &e);
+            *slot = None;
+            err
+        })
+    }
+
+    /// Runs `f` on the connection that is there, never a new one: writes
+    /// under the change lock must go where the lock is held.
+    pub(crate) fn with_existing<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, Error> {
+        let mut slot = self.lock()?;
+        let Some(client) = slot.as_mut().filter(|c| !c.is_closed()) else {
+            *slot = None;
+            return Err(Error::Store(format!(
+                "PostgreSQL {} {what}: the connection holding the change lock is gone",
+                self.url.location
+            )));
+        };
+        f(client).map_err(|e| {
+            let err = error(&self.url, what, &e);
+            *slot = None;
+            err
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Option<Client>>, Error> {
+        self.client.lock().map_err(|_| Error::Store("PostgreSQL connection slot poisoned".into()))
+    }
+}
+
+/// The key store in a PostgreSQL database: one connection for reads, one
+/// for the change lock and the writes made under it.
 pub struct PgStore {
     url: PgUrl,
     sealer: Sealer,
-    runtime: Option<tokio::runtime::Runtime>,
-    client: Mutex<Option<Arc<Client>>>,
-    leader: Mutex<Option<Leader>>,
+    reads: Slot,
+    changes: Arc<ChangeConnection>,
 }
 
-struct Leader {
-    client: Client,
-    held: bool,
+/// The change connection, and whether a [`StoreLock`] of this process
+/// holds its lock (a session lock is re-entrant: two holders in one
+/// process would both get it).
+#[derive(Debug)]
+struct ChangeConnection {
+    slot: Slot,
+    held: Mutex<bool>,
+}
+
+/// The change lock, held until dropped: then it is released on the
+/// connection (or the connection is dropped, which releases it too).
+struct ChangeLock(Arc<ChangeConnection>);
+
+impl Drop for ChangeLock {
+    fn drop(&mut self) {
+        let released = self.0.slot.with("releasing the change lock", |c| {
+            c.query_one("SELECT pg_advisory_unlock($1)", &[&CHANGE_LOCK]).map(|r| r.get::<_, bool>(0))
+        });
+        if !matches!(released, Ok(true)) {
+            // Closing the connection releases the lock on the server.
+            if let Ok(mut slot) = self.0.slot.lock() {
+                *slot = None;
+            }
+        }
+        if let Ok(mut held) = self.0.held.lock() {
+            *held = false;
+        }
+    }
 }
 
 impl fmt::Debug for PgStore {
@@ -171,162 +302,90 @@ impl fmt::Debug for PgStore {
     }
 }
 
-impl Drop for PgStore {
-    fn drop(&mut self) {
-        // Dropping a runtime blocks, which an async context forbids.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
 impl PgStore {
     /// Connects to `url`, creating or migrating the schema. Fails with a
     /// message naming the address when the database does not answer.
     /// `sealer` seals every private key before it is sent.
     pub fn open(url: &PgUrl, sealer: Sealer) -> Result<Self, Error> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("jwks-postgres")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Store(format!("cannot start the PostgreSQL runtime: {e}")))?;
         let store = PgStore {
             url: url.clone(),
             sealer,
-            runtime: Some(runtime),
-            client: Mutex::new(None),
-            leader: Mutex::new(None),
+            reads: Slot::new(url),
+            changes: Arc::new(ChangeConnection { slot: Slot::new(url), held: Mutex::new(false) }),
         };
-        let client = store.client()?;
-        store.run("migrating the schema", async {
-            // `transaction` needs `&mut Client`; a plain BEGIN/COMMIT on the
-            // shared client is the same on one connection.
-            client.batch_execute("BEGIN").await?;
-            let result = migrate(&client).await;
-            match result {
-                Ok(applied) => {
-                    client.batch_execute("COMMIT").await?;
-                    Ok(applied)
-                }
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    Err(e)
-                }
+        let applied = store.reads.with("migrating the schema", |c| {
+            let mut tx = c.transaction()?;
+            let applied = migrate(&mut tx)?;
+            if applied.is_ok() {
+                tx.commit()?;
             }
-        })?
-        .map_err(|newer| {
-            Error::Store(format!(
+            Ok(applied)
+        })?;
+        match applied {
+            Err(newer) => Err(Error::Store(format!(
                 "{}: the schema is at version {newer}, newer than this issuer knows ({}); upgrade the issuer",
                 url.location,
                 MIGRATIONS.len()
-            ))
-        })
-        .map(|applied| {
-            if applied > 0 {
-                tracing::info!(location = %url.location, applied, version = MIGRATIONS.len(), "key store schema migrated");
-            }
-        })?;
-        Ok(store)
-    }
-
-    fn runtime(&self) -> Result<&tokio::runtime::Runtime, Error> {
-        self.runtime.as_ref().ok_or_else(|| Error::Store("the PostgreSQL store is closed".into()))
-    }
-
-    /// Runs `fut` on the store's runtime with a deadline.
-    fn run<T>(&self, what: &str, fut: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T, Error> {
-        let rt = self.runtime()?;
-        // The timer is made inside the runtime: it needs its time driver.
-        match rt.block_on(async { tokio::time::timeout(OP_TIMEOUT, fut).await }) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.error(what, &e)),
-            Err(_) => {
-                Err(Error::Store(format!("{} {what}: no answer within {}s", self.url.location, OP_TIMEOUT.as_secs())))
+            ))),
+            Ok(applied) => {
+                if applied > 0 {
+                    tracing::info!(location = %url.location, applied, version = MIGRATIONS.len(), "key store schema migrated");
+                }
+                Ok(store)
             }
         }
-    }
-
-    fn error(&self, what: &str, e: &tokio_postgres::Error) -> Error {
-        let detail = match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => {
-                let mut s = e.to_string();
-                let mut source = std::error::Error::source(e);
-                while let Some(inner) = source {
-                    let msg = inner.to_string();
-                    if !s.contains(&msg) {
-                        s = format!("{s}: {msg}");
-                    }
-                    source = inner.source();
-                }
-                s
-            }
-        };
-        Error::Store(format!("PostgreSQL {} {what}: {detail}", self.url.location))
-    }
-
-    /// A new connection, driven on the store's runtime.
-    fn connect(&self) -> Result<Client, Error> {
-        let config = self.url.config.clone();
-        self.run("connecting", async move {
-            let (client, connection) = config.connect(NoTls).await?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "PostgreSQL connection closed");
-                }
-            });
-            Ok(client)
-        })
-    }
-
-    /// The shared connection, reconnecting if it closed.
-    fn client(&self) -> Result<Arc<Client>, Error> {
-        let mut slot = self.client.lock().map_err(|_| Error::Store("connection slot poisoned".into()))?;
-        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(Arc::clone(c));
-        }
-        *slot = None;
-        let c = Arc::new(self.connect()?);
-        *slot = Some(Arc::clone(&c));
-        Ok(c)
     }
 
     /// Copies `record` in unless its kid is already there (`keys migrate`).
-    /// Returns whether it was inserted. Call under the lock.
-    pub fn insert_new(&self, record: &KeyRecord) -> Result<bool, Error> {
+    /// Returns whether it was inserted.
+    pub fn insert_new(&self, _held: &StoreLock, record: &KeyRecord) -> Result<bool, Error> {
         let doc = self.document(record)?;
-        let client = self.client()?;
-        let n = self.run("inserting a key", async {
-            client
-                .execute(
-                    "INSERT INTO jwks_issuer_keys (kid, document) VALUES ($1, $2::text::jsonb) ON CONFLICT (kid) DO NOTHING",
-                    &[&record.meta.kid, &doc],
-                )
-                .await
+        let n = self.changes.slot.with_existing("inserting a key", |c| {
+            c.execute(
+                "INSERT INTO jwks_issuer_keys (kid, document) VALUES ($1, $2::text::jsonb) ON CONFLICT (kid) DO NOTHING",
+                &[&record.meta.kid, &doc],
+            )
         })?;
         Ok(n == 1)
     }
 
     fn document(&self, record: &KeyRecord) -> Result<String, Error> {
-        let bytes = store::encode(record, Some(&self.sealer))?;
+        let bytes = document::encode(record, Some(&self.sealer))?;
         String::from_utf8(bytes).map_err(|_| Error::Store("key document is not UTF-8".into()))
+    }
+
+    fn decode_rows(&self, rows: Vec<(String, String)>, fingerprint: u64) -> Loaded {
+        let mut out = Loaded { fingerprint, ..Loaded::default() };
+        for (kid, doc) in rows {
+            let decoded = document::decode_document(doc.as_bytes(), Some(&self.sealer), true).and_then(|r| {
+                if r.meta.kid == kid {
+                    Ok(r)
+                } else {
+                    Err((Some(kid.clone()), "the row's kid is not its document's".into()))
+                }
+            });
+            match decoded {
+                Ok(r) => out.keys.push(r),
+                Err((k, reason)) => {
+                    out.damaged.push(Damaged { file: format!("jwks_issuer_keys row {kid}"), kid: k, reason })
+                }
+            }
+        }
+        out
     }
 }
 
 /// Applies the missing migrations inside the caller's transaction. Returns
 /// how many ran, or `Err(version)` when the schema is newer than this code.
-async fn migrate(client: &Client) -> Result<Result<usize, i32>, tokio_postgres::Error> {
-    client.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK]).await?;
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS jwks_issuer_schema (
-                version    integer PRIMARY KEY,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )",
-        )
-        .await?;
-    let current: i32 = client.query_one("SELECT coalesce(max(version), 0) FROM jwks_issuer_schema", &[]).await?.get(0);
+fn migrate(tx: &mut postgres::Transaction<'_>) -> Result<Result<usize, i32>, postgres::Error> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS jwks_issuer_schema (
+            version    integer PRIMARY KEY,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )",
+    )?;
+    let current: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM jwks_issuer_schema", &[])?.get(0);
     let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
     if current > known {
         return Ok(Err(current));
@@ -334,8 +393,8 @@ async fn migrate(client: &Client) -> Result<Result<usize, i32>, tokio_postgres::
     let mut applied = 0;
     for (version, sql) in (1..).zip(MIGRATIONS.iter()) {
         if version > current {
-            client.batch_execute(sql).await?;
-            client.execute("INSERT INTO jwks_issuer_schema (version) VALUES ($1)", &[&version]).await?;
+            tx.batch_execute(sql)?;
+            tx.execute("INSERT INTO jwks_issuer_schema (version) VALUES ($1)", &[&version])?;
             applied += 1;
         }
     }
@@ -351,18 +410,22 @@ impl KeyStore for PgStore {
         true
     }
 
-    fn lock(&self, timeout: Duration, clock: &dyn crate::clock::Clock) -> Result<StoreLock, Error> {
-        // A connection of its own: the lock lives exactly as long as it.
-        let conn = self.connect()?;
-        let start = clock.now();
+    fn lock(&self, timeout: Duration) -> Result<StoreLock, Error> {
+        let deadline = Deadline::after(timeout);
         loop {
-            let got: bool = self.run("taking the change lock", async {
-                Ok(conn.query_one("SELECT pg_try_advisory_lock($1)", &[&CHANGE_LOCK]).await?.get(0))
-            })?;
-            if got {
-                return Ok(StoreLock::new(conn));
+            {
+                let mut held = self.changes.held.lock().map_err(|_| Error::Store("change lock poisoned".into()))?;
+                if !*held {
+                    let got = self.changes.slot.with("taking the change lock", |c| {
+                        Ok(c.query_one("SELECT pg_try_advisory_lock($1)", &[&CHANGE_LOCK])?.get::<_, bool>(0))
+                    })?;
+                    if got {
+                        *held = true;
+                        return Ok(StoreLock::new(ChangeLock(Arc::clone(&self.changes))));
+                    }
+                }
             }
-            if clock.now().saturating_sub(start) >= timeout.as_secs() {
+            if deadline.passed() {
                 return Err(Error::Store(format!(
                     "key store {} is locked by another process (waited {}s)",
                     self.url.location,
@@ -374,185 +437,51 @@ impl KeyStore for PgStore {
     }
 
     fn fingerprint(&self) -> Result<u64, Error> {
-        let client = self.client()?;
-        let g: i64 = self.run("reading the generation", async {
-            Ok(client.query_one("SELECT generation FROM jwks_issuer_generation", &[]).await?.get(0))
+        let g: i64 = self.reads.with("reading the generation", |c| {
+            Ok(c.query_one("SELECT generation FROM jwks_issuer_generation", &[])?.get(0))
         })?;
         Ok(g.cast_unsigned())
     }
 
-    fn load(&self) -> Result<Loaded, Error> {
-        let client = self.client()?;
-        let rows = self.run("loading keys", async {
-            client.query("SELECT kid, document::text FROM jwks_issuer_keys ORDER BY kid", &[]).await
+    fn read(&self, _held: Option<&StoreLock>) -> Result<Loaded, Error> {
+        // The keys and the generation they are, from one snapshot: no lock.
+        let (generation, rows) = self.reads.with("loading keys", |c| {
+            let mut tx =
+                c.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+            let generation: i64 = tx.query_one("SELECT generation FROM jwks_issuer_generation", &[])?.get(0);
+            let rows: Vec<(String, String)> = tx
+                .query("SELECT kid, document::text FROM jwks_issuer_keys ORDER BY kid", &[])?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            tx.commit()?;
+            Ok((generation, rows))
         })?;
-        let mut out = Loaded::default();
-        for row in rows {
-            let kid: String = row.get(0);
-            let doc: String = row.get(1);
-            let decoded = store::decode_document(doc.as_bytes(), Some(&self.sealer), true).and_then(|r| {
-                if r.meta.kid == kid {
-                    Ok(r)
-                } else {
-                    Err((Some(kid.clone()), "the row's kid is not its document's".into()))
-                }
-            });
-            match decoded {
-                Ok(r) => out.keys.push(r),
-                Err((k, reason)) => {
-                    out.damaged.push(Damaged { file: format!("jwks_issuer_keys row {kid}"), kid: k, reason })
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.decode_rows(rows, generation.cast_unsigned()))
     }
 
-    fn put(&self, record: &KeyRecord) -> Result<(), Error> {
-        let doc = self.document(record)?;
-        let client = self.client()?;
-        self.run("writing a key", async {
-            client
-                .execute(
-                    "INSERT INTO jwks_issuer_keys (kid, document) VALUES ($1, $2::text::jsonb)
-                     ON CONFLICT (kid) DO UPDATE SET document = excluded.document, updated_at = now()",
-                    &[&record.meta.kid, &doc],
-                )
-                .await
-        })
-        .map(drop)
-    }
-
-    fn delete(&self, kid: &str) -> Result<(), Error> {
-        let client = self.client()?;
-        self.run("deleting a key", async {
-            client.execute("DELETE FROM jwks_issuer_keys WHERE kid = $1", &[&kid]).await
-        })
-        .map(drop)
-    }
-
-    fn try_lead(&self) -> Result<bool, Error> {
-        let mut slot = self.leader.lock().map_err(|_| Error::Store("leader slot poisoned".into()))?;
-        if slot.as_ref().is_some_and(|l| l.client.is_closed()) {
-            *slot = None;
-        }
-        if slot.is_none() {
-            *slot = Some(Leader { client: self.connect()?, held: false });
-        }
-        let Some(leader) = slot.as_mut() else { return Ok(false) };
-        // Holding: prove the connection (and so the lock) is still there.
-        // Not holding: try to take it; a session lock is re-entrant, so it
-        // is taken once and then only checked.
-        let result = if leader.held {
-            self.run("checking the leader connection", async {
-                leader.client.simple_query("SELECT 1").await.map(|_| true)
+    fn write(&self, _held: &StoreLock, writes: &[Write]) -> Result<(), Error> {
+        let docs: Vec<(&str, Option<String>)> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Put(r) => self.document(r).map(|d| (r.meta.kid.as_str(), Some(d))),
+                Write::Delete(kid) => Ok((kid.as_str(), None)),
             })
-        } else {
-            self.run("taking the leader lock", async {
-                Ok(leader.client.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]).await?.get(0))
-            })
-        };
-        match result {
-            Ok(held) => {
-                leader.held = held;
-                Ok(held)
+            .collect::<Result<_, _>>()?;
+        // One transaction on the change connection, which holds the lock.
+        self.changes.slot.with_existing("writing keys", |c| {
+            let mut tx = c.transaction()?;
+            for (kid, doc) in &docs {
+                match doc {
+                    Some(doc) => tx.execute(
+                        "INSERT INTO jwks_issuer_keys (kid, document) VALUES ($1, $2::text::jsonb)
+                         ON CONFLICT (kid) DO UPDATE SET document = excluded.document, updated_at = now()",
+                        &[kid, doc],
+                    )?,
+                    None => tx.execute("DELETE FROM jwks_issuer_keys WHERE kid = $1", &[kid])?,
+                };
             }
-            Err(e) => {
-                *slot = None;
-                Err(e)
-            }
-        }
-    }
-
-    fn elects_leader(&self) -> bool {
-        true
-    }
-
-    fn claim_once(&self, id: &str, until: u64, now: u64) -> Option<Result<bool, Error>> {
-        let (until, now) = (i64::try_from(until).unwrap_or(i64::MAX), i64::try_from(now).unwrap_or(i64::MAX));
-        let claimed = self.client().and_then(|client| {
-            self.run("claiming a single-use id", async {
-                // A live claim blocks; an expired one is taken over.
-                let rows = client
-                    .query(
-                        "INSERT INTO jwks_issuer_replay (id, expires) VALUES ($1, $2)
-                         ON CONFLICT (id) DO UPDATE SET expires = excluded.expires
-                         WHERE jwks_issuer_replay.expires <= $3
-                         RETURNING 1",
-                        &[&id, &until, &now],
-                    )
-                    .await?;
-                Ok(rows.len() == 1)
-            })
-        });
-        Some(claimed)
-    }
-
-    fn shares_claims(&self) -> bool {
-        true
-    }
-
-    fn purge_claims(&self, now: u64) -> Result<u64, Error> {
-        let now = i64::try_from(now).unwrap_or(i64::MAX);
-        let client = self.client()?;
-        self.run("purging expired single-use ids", async {
-            client.execute("DELETE FROM jwks_issuer_replay WHERE expires <= $1", &[&now]).await
+            tx.commit()
         })
-    }
-
-    fn watch(&self, wake: Weak<Notify>) {
-        let Ok(rt) = self.runtime() else { return };
-        let config = self.url.config.clone();
-        let location = self.url.location.clone();
-        rt.spawn(async move {
-            while wake.strong_count() > 0 {
-                match listen(&config, &wake).await {
-                    Ok(()) => return,
-                    // Lost after it worked: say so once; retries stay quiet.
-                    Err((true, e)) => {
-                        tracing::warn!(%location, error = %e, "lost the key change notifications; polling until they return");
-                    }
-                    Err((false, e)) => tracing::debug!(%location, error = %e, "cannot listen for key changes"),
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
-    }
-}
-
-/// Listens on [`CHANNEL`] and notifies `wake` on every change, and once
-/// on connecting for what was missed meanwhile. Returns `Ok` when nobody
-/// waits any more, `Err((listened, why))` when the connection is lost.
-async fn listen(config: &tokio_postgres::Config, wake: &Weak<Notify>) -> Result<(), (bool, String)> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| (false, e.to_string()))?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(_))) => {
-                    if tx.send(()).is_err() {
-                        return Ok(());
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e),
-                None => return Ok(()),
-            }
-        }
-    });
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await.map_err(|e| (false, e.to_string()))?;
-    match wake.upgrade() {
-        Some(w) => w.notify_one(),
-        None => return Ok(()),
-    }
-    while rx.recv().await.is_some() {
-        match wake.upgrade() {
-            Some(w) => w.notify_one(),
-            None => return Ok(()),
-        }
-    }
-    drop(client);
-    match driver.await {
-        Ok(Err(e)) => Err((true, e.to_string())),
-        _ => Err((true, "connection closed".into())),
     }
 }

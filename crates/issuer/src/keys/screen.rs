@@ -6,11 +6,16 @@ use super::{
 };
 use crate::Error;
 
-/// Loads every key of `store` and screens it: a key whose timeline the
-/// policy could not have written ([`Policy::check`]) is reported with the
-/// damaged files and never used.
+/// Reads every key of `store` (one consistent read: [`KeyStore::read`])
+/// and screens it ([`screened`]).
 pub fn load_screened(store: &dyn KeyStore, policy: &Policy) -> Result<store::Loaded, Error> {
-    let mut loaded = store.load()?;
+    Ok(screened(store.read(None)?, policy))
+}
+
+/// `loaded` screened: a key whose timeline the policy could not have
+/// written ([`Policy::check`]) is reported with the damaged files and
+/// never used.
+pub fn screened(mut loaded: store::Loaded, policy: &Policy) -> store::Loaded {
     let mut keys = Vec::with_capacity(loaded.keys.len());
     for rec in loaded.keys {
         match policy.check(&rec.meta.timeline) {
@@ -23,5 +28,5 @@ pub fn load_screened(store: &dyn KeyStore, policy: &Policy) -> Result<store::Loa
         }
     }
     loaded.keys = keys;
-    Ok(loaded)
+    loaded
 }

@@ -4,10 +4,11 @@
 //! what a client is ([`client`]), parsing and shape checks ([`request`]),
 //! secrets ([`secret`], [`clients`]), brute-force limits ([`throttle`],
 //! [`peer`]), `private_key_jwt` ([`assertion`]), DPoP (`dpop`),
-//! single-use ids ([`replay`]) and the error answers ([`error`]).
+//! single-use ids ([`replay`], shared by replicas in [`claims`]) and the error answers ([`error`]).
 //! [`endpoint`] is the thin actix-web adapter.
 
 pub mod assertion;
+pub mod claims;
 pub mod client;
 pub mod clients;
 pub(crate) mod dpop;

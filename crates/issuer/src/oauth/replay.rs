@@ -7,8 +7,11 @@
 //! (the authenticated client id is the partition): one client can fill only
 //! its own share, [`MAX_PER_CLIENT`], and when it has, its own new ids are
 //! refused until old ones expire; the cache as a whole holds at most
-//! [`MAX_ENTRIES`]. Replicas on PostgreSQL also claim each id in the
-//! database ([`SharedClaims`]), so a replay at another replica is refused.
+//! [`MAX_ENTRIES`]. That cache is the single-use store of a folder-backed
+//! issuer. Replicas on PostgreSQL also claim each id in the database
+//! ([`SharedClaims`], implemented by `super::claims::PgClaims` on `jwks_issuer_replay`),
+//! so a replay at another replica is refused. The composition root
+//! (`crate::http`) picks which.
 
 use std::sync::Arc;
 

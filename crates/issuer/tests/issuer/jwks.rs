@@ -133,6 +133,7 @@ async fn a_key_set_change_rebuilds_the_body_and_the_etag_once() {
     let now = f.state.keyring.snapshot().built_at;
     jwks_issuer::keys::ops::rotate(
         ring.store(),
+        &ring.store().lock(jwks_issuer::keys::LOCK_TIMEOUT).unwrap(),
         &policy,
         jwks_jose::Algorithm::ES256,
         2048,

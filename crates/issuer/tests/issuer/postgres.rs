@@ -13,8 +13,12 @@ use std::{
 
 use jwks_issuer::{
     Error,
-    clock::{Clock, ManualClock, SharedClock, SystemClock},
-    keys::{DirStore, KeyMeta, KeyRecord, KeyStore, Keyring, PgStore, PgUrl, Policy},
+    clock::{Clock, ManualClock, SharedClock},
+    keys::{
+        Coordination, DirStore, KeyRecord, KeyStore, Keyring, LOCK_TIMEOUT, PgCoordination, PgStore, PgUrl, Policy,
+        Write,
+    },
+    oauth::claims::PgClaims,
 };
 use jwks_jose::{Algorithm, SigningKey, b64, crypto::Sealer};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
@@ -102,8 +106,24 @@ fn policy() -> Policy {
 
 fn record(now: u64) -> KeyRecord {
     let pkcs8 = SigningKey::generate(Algorithm::ES256, 2048).unwrap();
-    let kid = SigningKey::from_pkcs8(Algorithm::ES256, &pkcs8).unwrap().kid().to_string();
-    KeyRecord { meta: KeyMeta { kid, alg: Algorithm::ES256, timeline: policy().immediate(now) }, pkcs8 }
+    KeyRecord::new(Algorithm::ES256, pkcs8, policy().immediate(now)).unwrap()
+}
+
+/// Writes `rec` under the store's lock.
+fn put(store: &dyn KeyStore, rec: &KeyRecord) {
+    store.write(&store.lock(LOCK_TIMEOUT).unwrap(), &[Write::Put(rec.clone())]).unwrap();
+}
+
+/// A key ring on the database of `url`, electing its leader there.
+fn pg_ring(url: &PgUrl, kek: u8, clock: &SharedClock) -> Result<Keyring, Error> {
+    Keyring::open_with(
+        Box::new(PgStore::open(url, sealer(kek))?),
+        Box::new(PgCoordination::new(url)),
+        clock.clone(),
+        vec![Algorithm::ES256],
+        policy(),
+        2048,
+    )
 }
 
 #[test]
@@ -113,7 +133,7 @@ fn every_key_is_sealed_before_it_reaches_the_database() {
     assert!(store.is_sealed());
     let g0 = store.fingerprint().unwrap();
     let rec = record(1000);
-    store.put(&rec).unwrap();
+    put(&store, &rec);
     let g1 = store.fingerprint().unwrap();
     assert_ne!(g0, g1, "a write changes the generation");
 
@@ -123,14 +143,15 @@ fn every_key_is_sealed_before_it_reaches_the_database() {
     assert!(doc.contains("\"sealed\"") && !doc.contains("\"pkcs8\""), "{doc}");
     assert!(!doc.contains(&b64::encode(&rec.pkcs8)), "the private key is not in the row in clear");
 
-    let loaded = store.load().unwrap();
+    let loaded = store.read(None).unwrap();
     assert!(loaded.damaged.is_empty(), "{:?}", loaded.damaged);
     assert_eq!(loaded.keys.len(), 1);
     assert_eq!(loaded.keys[0].meta, rec.meta);
     assert_eq!(loaded.keys[0].pkcs8, rec.pkcs8);
+    assert_eq!(loaded.fingerprint, g1, "the keys and the generation they are, read together");
 
-    store.delete(&rec.meta.kid).unwrap();
-    assert!(store.load().unwrap().keys.is_empty());
+    store.write(&store.lock(LOCK_TIMEOUT).unwrap(), &[Write::Delete(rec.meta.kid.clone())]).unwrap();
+    assert!(store.read(None).unwrap().keys.is_empty());
     assert_ne!(store.fingerprint().unwrap(), g1, "a delete changes the generation");
 }
 
@@ -139,26 +160,26 @@ fn keys_in_clear_or_under_another_kek_are_reported_not_loaded() {
     let Some(db) = TestDb::create("damaged") else { return };
     let store = PgStore::open(&db.url, sealer(7)).unwrap();
     let good = record(1000);
-    store.put(&good).unwrap();
+    put(&store, &good);
 
     // A document with the private key in clear, written by hand.
     let tmp = tempfile::tempdir().unwrap();
     let clear = record(1000);
-    DirStore::open(tmp.path(), None).unwrap().put(&clear).unwrap();
+    put(&DirStore::open(tmp.path(), None).unwrap(), &clear);
     let text = std::fs::read_to_string(tmp.path().join(format!("{}.json", clear.meta.kid))).unwrap();
     db.query(&format!(
         "INSERT INTO jwks_issuer_keys (kid, document) VALUES ('{}', '{}'::jsonb)",
         clear.meta.kid,
         text.replace('\'', "''")
     ));
-    let loaded = store.load().unwrap();
+    let loaded = store.read(None).unwrap();
     assert_eq!(loaded.keys.len(), 1, "the good key still loads");
     assert_eq!(loaded.damaged.len(), 1);
     assert_eq!(loaded.damaged[0].kid.as_deref(), Some(clear.meta.kid.as_str()));
     assert!(loaded.damaged[0].reason.contains("in clear"), "{:?}", loaded.damaged);
 
     let other = PgStore::open(&db.url, sealer(8)).unwrap();
-    let loaded = other.load().unwrap();
+    let loaded = other.read(None).unwrap();
     assert!(loaded.keys.is_empty());
     assert!(
         loaded.damaged.iter().any(|d| d.kid.as_deref() == Some(good.meta.kid.as_str()) && d.reason.contains("unseal"))
@@ -194,13 +215,9 @@ fn replicas_starting_together_migrate_the_schema_once() {
     assert!(e.to_string().contains("version 99") && e.to_string().contains("upgrade"), "{e}");
 }
 
-/// A clock that moves one second each time it is read.
-#[derive(Debug, Default)]
-struct Ticking(std::sync::atomic::AtomicU64);
-impl Clock for Ticking {
-    fn now(&self) -> u64 {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    }
+/// The backends of this test's database (every connection it holds).
+fn backends(db: &TestDb) -> String {
+    db.query(&format!("SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = '{}'", db.name))[0].clone().unwrap()
 }
 
 #[test]
@@ -208,22 +225,63 @@ fn the_change_lock_is_exclusive_and_released_with_its_holder() {
     let Some(db) = TestDb::create("lock") else { return };
     let a = PgStore::open(&db.url, sealer(7)).unwrap();
     let b = PgStore::open(&db.url, sealer(7)).unwrap();
-    let held = a.lock(Duration::from_secs(1), &ManualClock::new(0)).unwrap();
-    let refused = b.lock(Duration::from_secs(3), &Ticking::default());
-    assert!(matches!(&refused, Err(Error::Store(m)) if m.contains("locked by another process")), "{refused:?}");
-    drop(held);
-    // The holder's connection closes; the server frees the lock with it.
+    let held = a.lock(Duration::from_secs(1)).unwrap();
+    // The wait runs on a monotonic deadline.
     let started = Instant::now();
-    let got = b.lock(Duration::from_secs(5), &SystemClock);
+    let refused = b.lock(Duration::from_millis(300));
+    assert!(matches!(&refused, Err(Error::Store(m)) if m.contains("locked by another process")), "{refused:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300) && started.elapsed() < Duration::from_secs(3));
+    // A second holder in the same process waits too (a session lock is
+    // re-entrant on the server; the store is not).
+    assert!(a.lock(Duration::from_millis(100)).is_err());
+    // Readers never take the change lock: a consistent read goes on.
+    assert!(b.read(None).is_ok(), "a read while another holds the change lock");
+    drop(held);
+    let started = Instant::now();
+    let got = b.lock(Duration::from_secs(5));
     assert!(got.is_ok(), "{got:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "released promptly: {:?}", started.elapsed());
+    drop(got);
+    // One connection for the change lock, not a new one per lock.
+    let before = backends(&db);
+    for _ in 0..5 {
+        let lock = a.lock(Duration::from_secs(1)).unwrap();
+        a.write(&lock, &[Write::Put(record(1000))]).unwrap();
+    }
+    assert_eq!(backends(&db), before, "five locks and writes opened no connection");
+}
+
+#[test]
+fn a_list_of_writes_is_one_transaction() {
+    let Some(db) = TestDb::create("tx") else { return };
+    let store = PgStore::open(&db.url, sealer(7)).unwrap();
+    let (x, y) = (record(1000), record(1000));
+    put(&store, &x);
+    let g0 = store.fingerprint().unwrap();
+    let lock = store.lock(LOCK_TIMEOUT).unwrap();
+    store.write(&lock, &[Write::Put(y.clone()), Write::Delete(x.meta.kid.clone())]).unwrap();
+    drop(lock);
+    let loaded = store.read(None).unwrap();
+    assert_eq!(loaded.keys.iter().map(|k| k.meta.kid.as_str()).collect::<Vec<_>>(), vec![y.meta.kid.as_str()]);
+    assert!(loaded.fingerprint > g0);
+    // Lost mid-list: nothing of it is kept.
+    let lock = store.lock(LOCK_TIMEOUT).unwrap();
+    db.query("ALTER TABLE jwks_issuer_keys ADD CONSTRAINT no_z CHECK (kid <> 'zzz')");
+    let mut bad = record(1000);
+    bad.meta.kid = "zzz".into();
+    let result = store.write(&lock, &[Write::Put(x.clone()), Write::Put(bad)]);
+    assert!(result.is_err(), "the second write is refused");
+    drop(lock);
+    let after = store.read(None).unwrap();
+    assert_eq!(after.keys.len(), 1, "the first write of the list was rolled back with it");
+    assert_eq!(after.fingerprint, loaded.fingerprint, "no generation moved");
 }
 
 #[test]
 fn one_replica_leads_and_another_takes_over_when_it_goes() {
     let Some(db) = TestDb::create("leader") else { return };
-    let a = PgStore::open(&db.url, sealer(7)).unwrap();
-    let b = PgStore::open(&db.url, sealer(7)).unwrap();
+    let a = PgCoordination::new(&db.url);
+    let b = PgCoordination::new(&db.url);
     assert!(a.elects_leader());
     assert!(a.try_lead().unwrap());
     assert!(!b.try_lead().unwrap());
@@ -250,7 +308,7 @@ fn one_replica_leads_and_another_takes_over_when_it_goes() {
 fn a_change_by_another_replica_is_announced_within_a_second() {
     let Some(db) = TestDb::create("notify") else { return };
     let a = PgStore::open(&db.url, sealer(7)).unwrap();
-    let b = PgStore::open(&db.url, sealer(7)).unwrap();
+    let b = PgCoordination::new(&db.url);
     let wake = Arc::new(tokio::sync::Notify::new());
     b.watch(Arc::downgrade(&wake));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -260,7 +318,7 @@ fn a_change_by_another_replica_is_announced_within_a_second() {
     for _ in 0..3 {
         let started = Instant::now();
         let rec = record(1000);
-        a.put(&rec).unwrap();
+        put(&a, &rec);
         wait(1).expect("notified within 1 s");
         eprintln!("change notified after {:?}", started.elapsed());
     }
@@ -271,16 +329,7 @@ fn two_key_rings_on_one_database_rotate_once_and_publish_the_same_bytes() {
     let Some(db) = TestDb::create("rings") else { return };
     let clock = Arc::new(ManualClock::new(1_800_000_000));
     let shared: SharedClock = clock.clone();
-    let open = || {
-        Keyring::open(
-            PgStore::open(&db.url, sealer(7)).unwrap(),
-            shared.clone(),
-            vec![Algorithm::ES256],
-            policy(),
-            2048,
-        )
-        .unwrap()
-    };
+    let open = || pg_ring(&db.url, 7, &shared).unwrap();
     let a = open();
     let b = open();
     assert!(a.is_leader() && !b.is_leader());
@@ -340,19 +389,18 @@ fn the_postgres_store_requires_the_kek() {
 #[test]
 fn single_use_ids_are_claimed_once_across_replicas_until_they_expire() {
     let Some(db) = TestDb::create("claims") else { return };
-    let a = PgStore::open(&db.url, sealer(7)).unwrap();
-    let b = PgStore::open(&db.url, sealer(7)).unwrap();
-    assert!(a.shares_claims());
-    assert!(a.claim_once("id-1", 200, 100).unwrap().unwrap());
-    assert!(!b.claim_once("id-1", 200, 150).unwrap().unwrap(), "a replay at another replica");
-    assert!(b.claim_once("id-2", 200, 150).unwrap().unwrap());
-    assert!(b.claim_once("id-1", 300, 200).unwrap().unwrap(), "an expired claim is taken over");
-    assert_eq!(a.purge_claims(250).unwrap(), 1, "id-2 expired at 200");
+    // The key store migrates the schema the claims live in.
+    PgStore::open(&db.url, sealer(7)).unwrap();
+    let a = PgClaims::new(&db.url);
+    let b = PgClaims::new(&db.url);
+    // Claims made at a time purging has nothing to purge: `purge` is
+    // called by the first claim, and then once a minute.
+    assert!(a.claim("id-1", 200, 100).unwrap());
+    assert!(!b.claim("id-1", 200, 150).unwrap(), "a replay at another replica");
+    assert!(b.claim("id-2", 200, 150).unwrap());
+    assert!(b.claim("id-1", 300, 200).unwrap(), "an expired claim is taken over");
+    assert_eq!(a.purge(250).unwrap(), 1, "id-2 expired at 200");
     assert_eq!(db.query("SELECT id FROM jwks_issuer_replay"), vec![Some("id-1".to_string())]);
-    // A folder store shares nothing: each process keeps its own cache.
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DirStore::open(tmp.path(), None).unwrap();
-    assert!(!dir.shares_claims() && KeyStore::claim_once(&dir, "id-1", 200, 100).is_none());
 }
 
 #[test]
@@ -361,9 +409,7 @@ fn with_the_database_gone_keys_in_memory_still_change_state_on_schedule() {
     let t0 = 1_800_000_000;
     let clock = Arc::new(ManualClock::new(t0));
     let shared: SharedClock = clock.clone();
-    let ring =
-        Keyring::open(PgStore::open(&db.url, sealer(7)).unwrap(), shared, vec![Algorithm::ES256], policy(), 2048)
-            .unwrap();
+    let ring = pg_ring(&db.url, 7, &shared).unwrap();
     let first = ring.snapshot().signer(Algorithm::ES256).unwrap().meta.kid.clone();
     // The successor is made and published ahead (rotation 3600 s, ahead 600 s).
     clock.set(t0 + 3600 - 600 + 1);
@@ -392,15 +438,7 @@ fn postgres_replica_with_another_kek_writes_nothing() {
     let Some(db) = TestDb::create("otherkek") else { return };
     let clock = Arc::new(ManualClock::new(1_800_000_000));
     let shared: SharedClock = clock.clone();
-    let open = |kek: u8| {
-        Keyring::open(
-            PgStore::open(&db.url, sealer(kek)).unwrap(),
-            shared.clone(),
-            vec![Algorithm::ES256],
-            policy(),
-            2048,
-        )
-    };
+    let open = |kek: u8| pg_ring(&db.url, kek, &shared);
     let good = open(7).unwrap();
     let kid = good.snapshot().signer(Algorithm::ES256).unwrap().meta.kid.clone();
     let rows = || db.query("SELECT kid || ' ' || md5(document::text) FROM jwks_issuer_keys ORDER BY kid");

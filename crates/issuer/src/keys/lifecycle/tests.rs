@@ -21,7 +21,7 @@ fn apply(keys: &mut Vec<KeyMeta>, actions: Vec<Action>, next_id: &mut u32) {
                 *next_id += 1;
                 keys.push(KeyMeta { kid: format!("k{next_id}"), alg, timeline });
             }
-            Action::Extend { kid, timeline } => {
+            Action::Retime { kid, timeline } => {
                 keys.iter_mut().filter(|k| k.kid == kid).for_each(|k| k.timeline = timeline);
             }
             Action::Delete { kid } => keys.retain(|k| k.kid != kid),
@@ -104,7 +104,7 @@ fn a_late_successor_extends_the_current_key_instead_of_leaving_a_gap() {
     let actions = plan(&keys, &[Algorithm::RS256], &p, now);
     let create = p.timeline(now + 1, now + 1 + 600);
     assert!(actions.contains(&Action::Create { alg: Algorithm::RS256, timeline: create }), "{actions:?}");
-    let Some(Action::Extend { timeline, .. }) = actions.iter().find(|a| matches!(a, Action::Extend { .. })) else {
+    let Some(Action::Retime { timeline, .. }) = actions.iter().find(|a| matches!(a, Action::Retime { .. })) else {
         panic!("no extension in {actions:?}");
     };
     assert_eq!(timeline.deactivates, now + 1 + 600);
