@@ -35,9 +35,12 @@ use std::{
 
 use jwks_jose::crypto::Sealer;
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, Client, NoTls, config::Host};
+use tokio_postgres::{AsyncMessage, Client, config::Host};
 
-use super::store::{self, Damaged, KeyRecord, KeyStore, Loaded, StoreLock};
+use super::{
+    postgres_tls::{self, MakeRustlsConnect},
+    store::{self, Damaged, KeyRecord, KeyStore, Loaded, StoreLock},
+};
 use crate::Error;
 
 /// The channel replicas `LISTEN` on.
@@ -89,6 +92,7 @@ CREATE INDEX jwks_issuer_replay_expires ON jwks_issuer_replay (expires);
 pub struct PgUrl {
     config: tokio_postgres::Config,
     location: String,
+    tls: MakeRustlsConnect,
 }
 
 impl FromStr for PgUrl {
@@ -98,12 +102,9 @@ impl FromStr for PgUrl {
         if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
             return Err("expected a `postgres://user@host[:port]/database` address".into());
         }
+        let (s, ssl_mode, tls) = postgres_tls::from_url(s)?;
         let mut config: tokio_postgres::Config = s.parse().map_err(|e| format!("not a PostgreSQL address: {e}"))?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err("`sslmode=require`: this version connects without TLS; reach the database over a private \
-                        network or a local TLS tunnel (docs/deployment.md)"
-                .into());
-        }
+        config.ssl_mode(ssl_mode);
         if config.get_dbname().is_none() {
             return Err("the address names no database (`postgres://user@host/database`)".into());
         }
@@ -128,7 +129,7 @@ impl FromStr for PgUrl {
             hosts.join(","),
             config.get_dbname().unwrap_or("")
         );
-        Ok(PgUrl { config, location })
+        Ok(PgUrl { config, location, tls })
     }
 }
 
@@ -268,9 +269,9 @@ impl PgStore {
 
     /// A new connection, driven on the store's runtime.
     fn connect(&self) -> Result<Client, Error> {
-        let config = self.url.config.clone();
+        let (config, tls) = (self.url.config.clone(), self.url.tls.clone());
         self.run("connecting", async move {
-            let (client, connection) = config.connect(NoTls).await?;
+            let (client, connection) = config.connect(tls).await?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %e, "PostgreSQL connection closed");
@@ -501,11 +502,11 @@ impl KeyStore for PgStore {
 
     fn watch(&self, wake: Weak<Notify>) {
         let Ok(rt) = self.runtime() else { return };
-        let config = self.url.config.clone();
+        let (config, tls) = (self.url.config.clone(), self.url.tls.clone());
         let location = self.url.location.clone();
         rt.spawn(async move {
             while wake.strong_count() > 0 {
-                match listen(&config, &wake).await {
+                match listen(&config, tls.clone(), &wake).await {
                     Ok(()) => return,
                     // Lost after it worked: say so once; retries stay quiet.
                     Err((true, e)) => {
@@ -522,8 +523,12 @@ impl KeyStore for PgStore {
 /// Listens on [`CHANNEL`] and notifies `wake` on every change, and once
 /// on connecting for what was missed meanwhile. Returns `Ok` when nobody
 /// waits any more, `Err((listened, why))` when the connection is lost.
-async fn listen(config: &tokio_postgres::Config, wake: &Weak<Notify>) -> Result<(), (bool, String)> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| (false, e.to_string()))?;
+async fn listen(
+    config: &tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    wake: &Weak<Notify>,
+) -> Result<(), (bool, String)> {
+    let (client, mut connection) = config.connect(tls).await.map_err(|e| (false, e.to_string()))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         loop {
