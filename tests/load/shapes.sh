@@ -163,11 +163,21 @@ if has 4; then
   config "http://127.0.0.1:$PORT" "$PORT2" "$store" 0 0 1 > "$WORK/pg2.toml"
   start_issuer "$WORK/pg1.toml" "$PORT" http; a=$LAST_PID
   start_issuer "$WORK/pg2.toml" "$PORT2" http; b=$LAST_PID
-  gen_requests 6000 "http://127.0.0.1:$PORT" "$WORK/pg-a.req"
-  gen_requests 6000 "http://127.0.0.1:$PORT" "$WORK/pg-b.req"
+  gen_requests 2500 "http://127.0.0.1:$PORT" "$WORK/pg-a.req"
+  gen_requests 2500 "http://127.0.0.1:$PORT" "$WORK/pg-b.req"
   signed "s4-ours-postgres-2-replicas-pkjwt-dpop" "$a,$b" \
     "http://127.0.0.1:$PORT/token=$WORK/pg-a.req" "http://127.0.0.1:$PORT2/token=$WORK/pg-b.req"
   echo "single-use ids in the database after the run: $(psql "$PG_URL/$db" -qAtX -c 'SELECT count(*) FROM jwks_issuer_replay')" | tee -a "$SUMMARY"
+  stop "$a" "$b"
+  # Diagnosis: the same with the database's commits not waiting for the
+  # WAL flush (each claim is its own transaction: two commits per token).
+  psql "$PG_URL/postgres" -qAtX -c "ALTER DATABASE $db SET synchronous_commit = off" >/dev/null
+  start_issuer "$WORK/pg1.toml" "$PORT" http; a=$LAST_PID
+  start_issuer "$WORK/pg2.toml" "$PORT2" http; b=$LAST_PID
+  gen_requests 2500 "http://127.0.0.1:$PORT" "$WORK/pg-a.req"
+  gen_requests 2500 "http://127.0.0.1:$PORT" "$WORK/pg-b.req"
+  signed "s4-ours-postgres-2-replicas-pkjwt-dpop-synchronous_commit_off" "$a,$b" \
+    "http://127.0.0.1:$PORT/token=$WORK/pg-a.req" "http://127.0.0.1:$PORT2/token=$WORK/pg-b.req"
   stop "$a" "$b"
   psql "$PG_URL/postgres" -qAtX -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
 fi
