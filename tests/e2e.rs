@@ -25,6 +25,8 @@ mod dpop;
 mod faults;
 #[path = "e2e/interop.rs"]
 mod interop;
+#[path = "e2e/postgres_tls.rs"]
+mod postgres_tls;
 #[path = "e2e/private_key_jwt.rs"]
 mod private_key_jwt;
 #[path = "e2e/replicas.rs"]
@@ -35,5 +37,7 @@ mod revoke;
 mod rotation;
 #[path = "e2e/slow_clients.rs"]
 mod slow_clients;
+#[path = "e2e/tls.rs"]
+mod tls;
 #[path = "e2e/tokens.rs"]
 mod tokens;

@@ -209,6 +209,9 @@ pub struct IssuerOptions {
     pub rsa_bits: usize,
     /// `issuer`, when not the server's own URL (replicas behind one name).
     pub issuer: Option<String>,
+    /// `[tls]`: serve https with this certificate and key (the URL is then
+    /// `https://127.0.0.1:PORT`).
+    pub tls: Option<CertFiles>,
 }
 
 impl Default for IssuerOptions {
@@ -227,6 +230,7 @@ impl Default for IssuerOptions {
             kek: None,
             rsa_bits: 2048,
             issuer: None,
+            tls: None,
         }
     }
 }
@@ -264,8 +268,9 @@ impl Issuer {
         let mut last_error = String::new();
         // A port released by free_port() can be taken by another process
         // before the issuer binds it: try a few.
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
         for _ in 0..3 {
-            let url = format!("http://127.0.0.1:{}", free_port());
+            let url = format!("{scheme}://127.0.0.1:{}", free_port());
             let mut process = launch(&url, &config, &keys_dir, &log, opts);
             match wait_ready(&mut process, &url, &log, START_TIMEOUT) {
                 Ok(()) => return Ok(Issuer { url, config, keys_dir, log, opts: opts.clone(), process, _dir: dir }),
@@ -311,7 +316,8 @@ impl Issuer {
         if let Err(e) = self.wait_ready(START_TIMEOUT) {
             // The port was taken meanwhile: move to another one.
             eprintln!("e2e: restart on {} failed ({e}); trying another port", self.url);
-            self.url = format!("http://127.0.0.1:{}", free_port());
+            let scheme = if self.opts.tls.is_some() { "https" } else { "http" };
+            self.url = format!("{scheme}://127.0.0.1:{}", free_port());
             self.respawn();
             self.wait_ready(START_TIMEOUT).unwrap_or_else(|e| panic!("could not restart jwks-issuer: {e}"));
         }
@@ -319,7 +325,7 @@ impl Issuer {
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> SocketAddr {
-        self.url.trim_start_matches("http://").parse().expect("addr")
+        url_addr(&self.url)
     }
 
     /// The token endpoint.
@@ -432,13 +438,18 @@ fn launch(url: &str, config: &Path, keys_dir: &Path, log: &Path, opts: &IssuerOp
 /// Waits until the server at `url` answers `/readyz` with 200: `Err` with
 /// its log when it exits first, a panic after `timeout`.
 fn wait_ready(process: &mut ChildGuard, url: &str, log: &Path, timeout: Duration) -> Result<(), String> {
-    let addr: SocketAddr = url.trim_start_matches("http://").parse().expect("addr");
+    let addr = url_addr(url);
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = process.try_wait() {
             return Err(format!("jwks-issuer serve exited with {status}:\n{}", read_log(log)));
         }
-        if http_get(addr, "/readyz").is_some_and(|(status, _)| status == 200) {
+        let ready = if url.starts_with("https://") {
+            curl(&["-k", &format!("{url}/readyz")]).is_some_and(|(status, _)| status == 200)
+        } else {
+            http_get(addr, "/readyz").is_some_and(|(status, _)| status == 200)
+        };
+        if ready {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -490,8 +501,16 @@ secret_hash = "{hash}"
 scopes = [{scopes}]
 audiences = ["{AUDIENCE}"]
 algorithm = "RS256"
-{throttle}"#,
+{throttle}{tls}"#,
         throttle = if o.throttle { "" } else { "\n[throttle]\nburst = 0\n" },
+        tls = match &o.tls {
+            Some(t) => format!(
+                "\n[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+                t.cert.display().to_string(),
+                t.key.display().to_string()
+            ),
+            None => String::new(),
+        },
         retire_grace = o.retire_grace,
         store = match &o.postgres {
             Some(url) => format!("postgres = {url:?}"),
@@ -504,6 +523,128 @@ algorithm = "RS256"
         max_age = o.max_age,
         ttl = o.ttl,
     )
+}
+
+/// `127.0.0.1:PORT` of an `http://` or `https://` URL.
+pub fn url_addr(url: &str) -> SocketAddr {
+    url.trim_start_matches("https://").trim_start_matches("http://").parse().expect("addr")
+}
+
+/// Runs `curl -sS ARGS` (bounded by short timeouts) and returns the HTTP
+/// status and body, or `None` when it could not connect.
+pub fn curl(args: &[&str]) -> Option<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["-sS", "--connect-timeout", "2", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl on PATH");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n')?;
+    let status: u16 = status.trim().parse().ok()?;
+    (status != 0).then(|| (status, body.to_string()))
+}
+
+/// A PEM certificate and its private key on disk.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    /// The certificate (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM, PKCS#8).
+    pub key: PathBuf,
+}
+
+/// A test certificate authority made with the `openssl` command, which
+/// issues leaf certificates for given names.
+#[derive(Debug)]
+pub struct TestCa {
+    /// The CA certificate (PEM).
+    pub cert: PathBuf,
+    key: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).stdin(Stdio::null()).output().expect("openssl on PATH");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl TestCa {
+    /// A new P-256 CA named `name`.
+    pub fn new(name: &str) -> TestCa {
+        let dir = tempfile::Builder::new().prefix("jwks-e2e-ca-").tempdir().expect("temp dir");
+        let cert = dir.path().join("ca.crt");
+        let key = dir.path().join("ca.key");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ]);
+        TestCa { cert, key, dir }
+    }
+
+    /// A leaf certificate for `sans` (`DNS:localhost`, `IP:127.0.0.1`),
+    /// written as `<file>.crt` and `<file>.key` in the CA's folder.
+    pub fn issue(&self, file: &str, sans: &str) -> CertFiles {
+        let key = self.dir.path().join(format!("{file}.key"));
+        let csr = self.dir.path().join(format!("{file}.csr"));
+        let cert = self.dir.path().join(format!("{file}.crt"));
+        let ext = self.dir.path().join(format!("{file}.ext"));
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={file}"),
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+        ]);
+        std::fs::write(
+            &ext,
+            format!("subjectAltName={sans}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"),
+        )
+        .expect("write extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            csr.to_str().unwrap(),
+            "-CA",
+            self.cert.to_str().unwrap(),
+            "-CAkey",
+            self.key.to_str().unwrap(),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            ext.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ]);
+        CertFiles { cert, key }
+    }
 }
 
 /// A minimal HTTP/1.1 GET (status and body), bounded by short timeouts;
@@ -646,6 +787,12 @@ impl PrivatePostgres {
     /// Initialises and starts a server; `Err` saying why when this machine
     /// cannot (no PostgreSQL binaries, not root).
     pub fn start() -> Result<PrivatePostgres, String> {
+        PrivatePostgres::start_with(None)
+    }
+
+    /// As [`PrivatePostgres::start`], with `ssl = on` and `tls` as the
+    /// server's certificate and key (plain connections are still taken).
+    pub fn start_with(tls: Option<&CertFiles>) -> Result<PrivatePostgres, String> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .map_err(|e| format!("no /usr/lib/postgresql: {e}"))?
             .flatten()
@@ -674,6 +821,21 @@ impl PrivatePostgres {
             "postgres",
             "--no-sync",
         ])?;
+        if let Some(tls) = tls {
+            for (from, to) in [(&tls.cert, "server.crt"), (&tls.key, "server.key")] {
+                let dest = pg.data.join(to);
+                std::fs::copy(from, &dest).map_err(|e| format!("copy {}: {e}", from.display()))?;
+                let ok = Command::new("chown").arg("postgres:postgres").arg(&dest).status().is_ok_and(|s| s.success())
+                    && Command::new("chmod").arg("600").arg(&dest).status().is_ok_and(|s| s.success());
+                if !ok {
+                    return Err(format!("cannot give {} to the postgres user", dest.display()));
+                }
+            }
+            let conf = pg.data.join("postgresql.conf");
+            let mut f = std::fs::OpenOptions::new().append(true).open(&conf).map_err(|e| e.to_string())?;
+            writeln!(f, "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'")
+                .map_err(|e| e.to_string())?;
+        }
         pg.resume()?;
         Ok(pg)
     }

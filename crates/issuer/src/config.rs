@@ -55,7 +55,16 @@ struct FileConfig {
     #[serde(default)]
     admin: FileAdmin,
     #[serde(default)]
+    tls: Option<FileTls>,
+    #[serde(default)]
     clients: Vec<FileClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -295,6 +304,9 @@ pub struct Config {
     /// `[admin] listen`: a second listener for operators; when set,
     /// `/metrics` is served there only. Default none.
     pub admin_listen: Option<SocketAddr>,
+    /// `[tls]`: serve `listen` over TLS with these PEM files (paths
+    /// relative to the config file's folder). Default none: plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 pub use crate::keys::KeyStoreConfig;
@@ -592,6 +604,14 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         return Err("key `throttle.address_burst`: must be at least 1 while `throttle.burst` is on".into());
     }
     let dpop_iat_window = duration("dpop.iat_window", &file.dpop.iat_window)?;
+    let beside = |p: PathBuf| path.parent().unwrap_or(Path::new(".")).join(p);
+    let tls = file.tls.map(|t| crate::tls::TlsFiles { cert_file: beside(t.cert_file), key_file: beside(t.key_file) });
+    if tls.is_some() && url.scheme() == "http" {
+        return Err(format!(
+            "key `issuer`: `{issuer}` is http, but `[tls]` serves `listen` over https; write the https URL clients use \
+             (tokens' `iss` and discovery must match it, RFC 8414 §3.3)"
+        ));
+    }
     Ok(Config {
         path: path.to_path_buf(),
         issuer,
@@ -605,6 +625,7 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         trusted_proxies,
         argon2_workers,
         admin_listen,
+        tls,
     })
 }
 

@@ -29,6 +29,14 @@ pub enum Error {
     /// The key-encryption key is malformed.
     #[error("key-encryption key: {0}")]
     Kek(String),
+    /// A `[tls]` certificate or key file is unreadable or unusable.
+    #[error("TLS: {}: {message}", path.display())]
+    Tls {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A JOSE or crypto failure.
     #[error(transparent)]
     Jose(#[from] jwks_jose::Error),
@@ -44,6 +52,7 @@ impl Error {
             Error::Config { .. } | Error::Env { .. } => "config",
             Error::Store(_) => "store",
             Error::Kek(_) => "kek",
+            Error::Tls { .. } => "tls",
             Error::Jose(_) => "crypto",
             Error::Usage(_) => "usage",
         }

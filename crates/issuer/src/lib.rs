@@ -35,6 +35,7 @@ pub mod keys;
 pub mod metrics;
 pub mod oauth;
 pub mod serve;
+pub mod tls;
 pub mod token;
 
 pub use config::Config;

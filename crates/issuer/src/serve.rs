@@ -9,6 +9,7 @@ use crate::{
     clock::{SharedClock, SystemClock},
     http::{self, AppState},
     keys::{self, Keyring},
+    tls::CertResolver,
 };
 
 /// The development client's id and secret, as printed in the README.
@@ -46,6 +47,15 @@ pub async fn run(config: Config) -> Result<(), Error> {
     // The port first: a server that cannot listen touches no key store.
     let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", config.listen)))?;
+    // Then the certificate: a bad file fails the start before the store.
+    let tls = match config.tls.clone() {
+        None => None,
+        Some(files) => Some(Arc::new(
+            tokio::task::spawn_blocking(move || CertResolver::open(files))
+                .await
+                .map_err(|e| Error::Usage(format!("certificate loading task failed: {e}")))??,
+        )),
+    };
     let keyring = open_keyring(&config, clock.clone()).await?;
     let state = web::Data::new(AppState::new(config.clone(), keyring.clone(), clock)?);
     warn_dev_client(&config).await;
@@ -56,13 +66,21 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(1))
         .keep_alive(Duration::from_secs(30))
-        .shutdown_timeout(5)
-        .listen(listener)
-        .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addrs = server.addrs();
-    for a in &addrs {
+        .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
+        .shutdown_timeout(5);
+    let server = match &tls {
+        None => server.listen(listener),
+        Some(resolver) => server.listen_rustls_0_23(listener, resolver.server_config()?),
+    }
+    .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", config.listen)))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let reloader = match tls {
+        None => None,
+        Some(resolver) => Some(tokio::spawn(reload_on_hangup(resolver)?)),
+    };
+    for a in server.addrs() {
         tracing::info!(
-            "listening on http://{a}: POST /token, GET /.well-known/jwks.json, /.well-known/oauth-authorization-server, /.well-known/openid-configuration, /healthz, /readyz{}",
+            "listening on {scheme}://{a}: POST /token, GET /.well-known/jwks.json, /.well-known/oauth-authorization-server, /.well-known/openid-configuration, /healthz, /readyz{}",
             if config.admin_listen.is_none() { ", /metrics" } else { "" }
         );
     }
@@ -90,7 +108,35 @@ pub async fn run(config: Config) -> Result<(), Error> {
     }
     .map_err(|e| Error::Usage(format!("server failed: {e}")));
     scheduler.abort();
+    if let Some(task) = reloader {
+        task.abort();
+    }
     result
+}
+
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Installs the `SIGHUP` handler (before the server answers, so that a
+/// hang-up never kills it) and returns the task that reloads the
+/// certificate on each one: new connections get the new files; open ones
+/// keep theirs; files that do not load leave the old certificate, logged.
+fn reload_on_hangup(resolver: Arc<CertResolver>) -> Result<impl Future<Output = ()>, Error> {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| Error::Usage(format!("cannot handle SIGHUP (certificate reloads): {e}")))?;
+    let cert_file = resolver.files().cert_file.display().to_string();
+    Ok(async move {
+        while hangup.recv().await.is_some() {
+            let r = resolver.clone();
+            match tokio::task::spawn_blocking(move || r.reload()).await {
+                Ok(Ok(())) => tracing::info!(cert_file, "SIGHUP: TLS certificate reloaded"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; serving the previous one")
+                }
+                Err(e) => tracing::error!(error = %e, "SIGHUP: certificate reload task failed"),
+            }
+        }
+    })
 }
 
 /// The rotation scheduler: one blocking tick per [`TICK`], one as soon as

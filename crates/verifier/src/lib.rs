@@ -85,6 +85,9 @@ pub mod axum;
 mod cache;
 mod claims;
 mod clock;
+// Reading credentials off a request serves the framework adapters; without
+// one, only `PublicBaseUrl` is used.
+#[cfg_attr(not(any(feature = "actix", feature = "tower")), allow(dead_code))]
 mod credentials;
 pub mod dangerous;
 pub mod dpop;

@@ -17,6 +17,7 @@ pub mod keyring;
 pub mod lifecycle;
 pub mod ops;
 pub mod postgres;
+mod postgres_tls;
 mod screen;
 pub mod store;
 

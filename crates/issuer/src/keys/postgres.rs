@@ -35,11 +35,12 @@ use std::{
 };
 
 use jwks_jose::crypto::Sealer;
-use postgres::{Client, IsolationLevel, NoTls};
+use postgres::{Client, IsolationLevel};
 use tokio_postgres::config::Host;
 
 use super::{
     document,
+    postgres_tls::{self, MakeRustlsConnect},
     store::{Damaged, KeyRecord, KeyStore, Loaded, StoreLock, Write},
 };
 use crate::{Error, clock::Deadline};
@@ -94,6 +95,7 @@ CREATE INDEX jwks_issuer_replay_expires ON jwks_issuer_replay (expires);
 pub struct PgUrl {
     config: tokio_postgres::Config,
     location: String,
+    tls: MakeRustlsConnect,
 }
 
 impl FromStr for PgUrl {
@@ -103,12 +105,9 @@ impl FromStr for PgUrl {
         if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
             return Err("expected a `postgres://user@host[:port]/database` address".into());
         }
+        let (s, ssl_mode, tls) = postgres_tls::from_url(s)?;
         let mut config: tokio_postgres::Config = s.parse().map_err(|e| format!("not a PostgreSQL address: {e}"))?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err("`sslmode=require`: this version connects without TLS; reach the database over a private \
-                        network or a local TLS tunnel (docs/deployment.md)"
-                .into());
-        }
+        config.ssl_mode(ssl_mode);
         if config.get_dbname().is_none() {
             return Err("the address names no database (`postgres://user@host/database`)".into());
         }
@@ -133,7 +132,7 @@ impl FromStr for PgUrl {
             hosts.join(","),
             config.get_dbname().unwrap_or("")
         );
-        Ok(PgUrl { config, location })
+        Ok(PgUrl { config, location, tls })
     }
 }
 
@@ -162,7 +161,7 @@ impl PartialEq for PgUrl {
 pub fn connect(url: &PgUrl) -> Result<Client, Error> {
     let mut config = postgres::Config::from(url.config.clone());
     config.tcp_user_timeout(OP_TIMEOUT);
-    let mut client = config.connect(NoTls).map_err(|e| error(url, "connecting", &e))?;
+    let mut client = config.connect(url.tls.clone()).map_err(|e| error(url, "connecting", &e))?;
     client
         .batch_execute(&format!("SET statement_timeout = {}", OP_TIMEOUT.as_millis()))
         .map_err(|e| error(url, "connecting", &e))?;

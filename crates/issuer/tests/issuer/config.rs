@@ -187,9 +187,16 @@ fn keys_postgres_replaces_the_folder_and_naming_both_is_refused() {
     assert!(both.contains("dir = ") && both.contains("postgres = "));
     assert_refused(&both, &["keys.dir", "keys.postgres", "not both"]);
     assert_refused(&base().replace("dir = \"keys\"", "postgres = \"mysql://x/y\""), &["keys.postgres"]);
+    // TLS as libpq spells it: require is taken, verify-full needs a CA file.
+    load(&base().replace("dir = \"keys\"", "postgres = \"postgres://u@h/d?sslmode=require\"")).unwrap();
     assert_refused(
-        &base().replace("dir = \"keys\"", "postgres = \"postgres://u@h/d?sslmode=require\""),
-        &["keys.postgres", "sslmode=require", "without TLS"],
+        &base().replace("dir = \"keys\"", "postgres = \"postgres://u@h/d?sslmode=verify-full\""),
+        &["keys.postgres", "sslmode=verify-full", "sslrootcert"],
+    );
+    assert_refused(
+        &base()
+            .replace("dir = \"keys\"", "postgres = \"postgres://u@h/d?sslmode=verify-full&sslrootcert=/nope/ca.pem\""),
+        &["keys.postgres", "/nope/ca.pem"],
     );
     assert_refused(&base().replace("dir = \"keys\"", "postgres = \"postgres://u@h\""), &["keys.postgres", "database"]);
 
@@ -254,4 +261,19 @@ fn config_parse_errors_never_echo_the_source_line() {
     }
     let e = Config::from_toml(Path::new(FILE), leaky[2], &|_| None).unwrap_err().to_string();
     assert!(e.contains("burst"), "names the key: {e}");
+}
+
+#[test]
+fn tls_files_are_relative_to_the_config_and_need_an_https_issuer() {
+    let with_tls = format!("{}\n[tls]\ncert_file = \"tls/issuer.crt\"\nkey_file = \"/abs/issuer.key\"\n", base());
+    let c = load(&with_tls).unwrap();
+    let tls = c.tls.expect("[tls] read");
+    assert_eq!(tls.cert_file, Path::new("/etc/jwks/tls/issuer.crt"));
+    assert_eq!(tls.key_file, Path::new("/abs/issuer.key"));
+    assert!(load(&base()).unwrap().tls.is_none());
+    assert_refused(
+        &with_tls.replace("https://issuer.example.test", "http://issuer.example.test"),
+        &["issuer", "is http", "[tls]"],
+    );
+    assert_refused(&format!("{}\n[tls]\ncert_file = \"a.crt\"\n", base()), &["key_file"]);
 }
