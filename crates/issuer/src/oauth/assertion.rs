@@ -56,8 +56,9 @@ pub enum ClientKeys {
 }
 
 /// Which `aud` values an assertion may carry (`[tokens]
-/// assertion_audience`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// assertion_audience`), spelled in the config as below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AssertionAudience {
     /// `"issuer"` (the default): the issuer identifier alone.
     #[default]
@@ -65,17 +66,6 @@ pub enum AssertionAudience {
     /// `"issuer_or_token_endpoint"`: the issuer identifier or the token
     /// endpoint URL, for clients that cannot change yet.
     IssuerOrTokenEndpoint,
-}
-
-impl AssertionAudience {
-    /// The config spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "issuer" => Some(AssertionAudience::Issuer),
-            "issuer_or_token_endpoint" => Some(AssertionAudience::IssuerOrTokenEndpoint),
-            _ => None,
-        }
-    }
 }
 
 /// The audiences an assertion may name, and the mode.

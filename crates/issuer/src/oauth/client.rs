@@ -58,8 +58,9 @@ impl ScopeToken {
     }
 }
 
-/// A client's `dpop` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A client's `dpop` setting, spelled in the config as below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DpopMode {
     /// `"allowed"` (the default): a token request with a valid `DPoP` proof
     /// gets a DPoP-bound token, one without gets a bearer token.

@@ -20,6 +20,7 @@ pub mod secret;
 pub mod service;
 pub mod throttle;
 
+pub use assertion::AssertionAudience;
 pub use client::{ClientAuth, ClientConfig, DpopMode};
 pub use clients::Clients;
 pub use error::OAuthError;

@@ -18,33 +18,20 @@ use crate::clock::UnixTime;
 /// dropped first.
 pub const MAX_BUCKETS: usize = 100_000;
 
-/// `[throttle]` settings.
+/// `[throttle]` settings (their defaults are the configuration's).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThrottleConfig {
     /// Failures allowed at once per (client, source); 0 turns throttling
-    /// off. Default 20.
+    /// off.
     pub burst: u32,
     /// One failure is forgiven per this interval, per (client, source).
-    /// Default 3s.
     pub refill_every: Duration,
-    /// Failures allowed at once per source. Default 100.
+    /// Failures allowed at once per source.
     pub address_burst: u32,
-    /// One failure is forgiven per this interval, per source. Default 1s.
+    /// One failure is forgiven per this interval, per source.
     pub address_refill_every: Duration,
-    /// IPv6 sources are counted per prefix of this many bits. Default 64.
+    /// IPv6 sources are counted per prefix of this many bits.
     pub ipv6_prefix: u8,
-}
-
-impl Default for ThrottleConfig {
-    fn default() -> Self {
-        ThrottleConfig {
-            burst: 20,
-            refill_every: Duration::from_secs(3),
-            address_burst: 100,
-            address_refill_every: Duration::from_secs(1),
-            ipv6_prefix: 64,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +54,7 @@ struct Buckets {
 }
 
 /// The buckets.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Throttle {
     config: ThrottleConfig,
     buckets: Mutex<Buckets>,
@@ -91,7 +78,7 @@ fn retry_after(level: f64, refill: Duration) -> u64 {
 impl Throttle {
     /// Buckets with `config`.
     pub fn new(config: ThrottleConfig) -> Self {
-        Throttle { config, ..Throttle::default() }
+        Throttle { config, buckets: Mutex::default() }
     }
 
     /// The settings.
@@ -175,6 +162,19 @@ fn set<K: std::hash::Hash + Eq>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shipped limits, which these tests vary one at a time.
+    impl Default for ThrottleConfig {
+        fn default() -> Self {
+            ThrottleConfig {
+                burst: 20,
+                refill_every: Duration::from_secs(3),
+                address_burst: 100,
+                address_refill_every: Duration::from_secs(1),
+                ipv6_prefix: 64,
+            }
+        }
+    }
 
     fn addr(n: u8) -> Option<IpAddr> {
         Some(IpAddr::from([10, 0, 0, n]))
