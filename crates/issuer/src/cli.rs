@@ -95,15 +95,15 @@ fn algorithm_parser() -> impl TypedValueParser<Value = Algorithm> {
 pub struct Cli {
     /// The configuration file.
     #[arg(long, global = true, env = ENV_CONFIG, default_value = DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    config: PathBuf,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the token endpoint, JWKS and discovery; rotate keys on schedule.
     #[command(after_help = footer!(
         "  jwks-issuer serve\n  \
@@ -137,7 +137,7 @@ pub enum Command {
 
 /// `clients` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum ClientsCommand {
+pub(crate) enum ClientsCommand {
     /// Generate a client with a 256-bit random secret; prints the secret
     /// once and the TOML block to paste into the config.
     #[command(after_help = footer!(
@@ -149,28 +149,28 @@ pub enum ClientsCommand {
 
 /// `clients new` arguments.
 #[derive(Debug, Args)]
-pub struct NewClient {
+pub(crate) struct NewClient {
     /// The client id: 1 to 128 bytes, no control character.
     #[arg(long, value_name = "ID")]
-    pub id: String,
+    id: String,
     /// A scope the client may ask for (repeatable): an RFC 6749 §3.3 scope
     /// token, printable ASCII without space, `"` or `\`.
     #[arg(long = "scope", value_name = "SCOPE")]
-    pub scopes: Vec<String>,
+    scopes: Vec<String>,
     /// An audience the client may ask for (repeatable; the first is the
     /// default), such as `https://api.example.com`.
     #[arg(long = "audience", value_name = "URI")]
-    pub audiences: Vec<String>,
+    audiences: Vec<String>,
     /// Authenticate with `private_key_jwt` (RFC 7523) instead of a secret:
     /// generate an ES256 key pair, print the private key once (PEM) and the
     /// public JWK in the TOML block.
     #[arg(long)]
-    pub private_key_jwt: bool,
+    private_key_jwt: bool,
 }
 
 /// `keys` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum KeysCommand {
+pub(crate) enum KeysCommand {
     /// List keys: kid, algorithm, state, every instant, damaged files.
     #[command(after_help = footer!("  jwks-issuer keys list\n  jwks-issuer keys list --json | jq '.signing'\n", config))]
     List {

@@ -16,7 +16,7 @@ use crate::clock::UnixTime;
 
 /// At most this many buckets of each kind are kept; refilled ones are
 /// dropped first.
-pub const MAX_BUCKETS: usize = 100_000;
+pub(crate) const MAX_BUCKETS: usize = 100_000;
 
 /// `[throttle]` settings (their defaults are the configuration's).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,7 +55,7 @@ struct Buckets {
 
 /// The buckets.
 #[derive(Debug)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     config: ThrottleConfig,
     buckets: Mutex<Buckets>,
 }
@@ -64,7 +64,7 @@ pub struct Throttle {
 /// when it authenticates.
 #[derive(Debug)]
 #[must_use = "refund the charge when the client authenticates"]
-pub struct Charge {
+pub(crate) struct Charge {
     client: Option<String>,
     source: Option<IpAddr>,
     taken: bool,
@@ -77,19 +77,19 @@ fn retry_after(level: f64, refill: Duration) -> u64 {
 
 impl Throttle {
     /// Buckets with `config`.
-    pub fn new(config: ThrottleConfig) -> Self {
+    pub(crate) fn new(config: ThrottleConfig) -> Self {
         Throttle { config, buckets: Mutex::default() }
     }
 
     /// The settings.
-    pub fn config(&self) -> &ThrottleConfig {
+    pub(crate) fn config(&self) -> &ThrottleConfig {
         &self.config
     }
 
     /// Takes one token for `client` from `source` (a limit key) and one for
     /// `source` alone, or answers `Err(seconds)` when either bucket is
     /// empty, taking nothing.
-    pub fn admit(&self, client: Option<&str>, source: Option<IpAddr>, now: UnixTime) -> Result<Charge, u64> {
+    pub(crate) fn admit(&self, client: Option<&str>, source: Option<IpAddr>, now: UnixTime) -> Result<Charge, u64> {
         let none = Charge { client: None, source, taken: false };
         if self.config.burst == 0 {
             return Ok(none);
@@ -120,7 +120,7 @@ impl Throttle {
     }
 
     /// Gives back what `charge` took: the request authenticated.
-    pub fn refund(&self, charge: Charge, now: UnixTime) {
+    pub(crate) fn refund(&self, charge: Charge, now: UnixTime) {
         if !charge.taken {
             return;
         }
