@@ -2,11 +2,11 @@
 //! and the `keys` operations.
 
 use std::{
-    io::{self, Read, Write},
+    io::{self, IsTerminal, Read, Write},
     path::PathBuf,
 };
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
 use jwks_jose::Algorithm;
 
 use crate::{
@@ -21,82 +21,174 @@ use crate::{
     oauth::secret::hash_secret,
 };
 
+/// The help's closing sections, shared by the commands: the environment
+/// and the exit codes. Literals, so that `concat!` can join them.
+macro_rules! env_common {
+    () => {
+        "  JWKS_ISSUER_CONFIG         the configuration file, as --config (default config/issuer.toml)\n  \
+         RUST_LOG                   the log filter for stderr (default info), e.g. RUST_LOG=debug\n  \
+         NO_COLOR                   set to anything: no colours in help and logs\n"
+    };
+}
+macro_rules! env_overrides {
+    () => {
+        "  JWKS_ISSUER_ISSUER         overrides `issuer`\n  \
+         JWKS_ISSUER_LISTEN         overrides `listen`\n  \
+         JWKS_ISSUER_KEYS_DIR       overrides the key store with a folder (`keys.dir`)\n  \
+         JWKS_ISSUER_KEYS_POSTGRES  overrides the key store with PostgreSQL (`keys.postgres`)\n  \
+         JWKS_ISSUER_TOKENS_TTL     overrides `tokens.ttl` (a duration such as 15m)\n"
+    };
+}
+macro_rules! env_kek {
+    () => {
+        "  JWKS_ISSUER_KEK            base64 of 32 bytes: seals private keys at rest (required with PostgreSQL)\n"
+    };
+}
+macro_rules! exit_codes {
+    () => {
+        "\nExit codes:\n  \
+         0  success (also when the reader of stdout goes away early, as `| head` does)\n  \
+         1  failure, explained on stderr (bad configuration, key store, input)\n  \
+         2  the command line is wrong (unknown option, missing or bad value)\n"
+    };
+}
+/// A command's help footer: its examples, then the environment (with the
+/// overrides and the KEK when it reads the configuration), then the exit
+/// codes.
+macro_rules! footer {
+    ($examples:literal) => {
+        concat!("Examples:\n", $examples, "\nEnvironment:\n", env_common!(), exit_codes!())
+    };
+    ($examples:literal, config) => {
+        concat!(
+            "Examples:\n",
+            $examples,
+            "\nEnvironment:\n",
+            env_common!(),
+            env_overrides!(),
+            env_kek!(),
+            exit_codes!()
+        )
+    };
+}
+
+/// The values `--alg` takes: every algorithm the issuer signs with.
+fn algorithm_parser() -> impl TypedValueParser<Value = Algorithm> {
+    clap::builder::PossibleValuesParser::new(Algorithm::ALL.map(Algorithm::as_str)).try_map(|s| s.parse::<Algorithm>())
+}
+
 /// OAuth 2.0 client-credentials issuer of RFC 9068 JWT access tokens.
 #[derive(Debug, Parser)]
-#[command(name = "jwks-issuer", version, about)]
+#[command(
+    name = "jwks-issuer",
+    version,
+    about,
+    after_help = footer!(
+        "  jwks-issuer serve\n  \
+         jwks-issuer --config /etc/jwks/issuer.toml check-config\n  \
+         jwks-issuer clients new --id billing --scope invoices:read\n  \
+         jwks-issuer keys list\n",
+        config
+    )
+)]
 pub struct Cli {
     /// The configuration file.
     #[arg(long, global = true, env = ENV_CONFIG, default_value = DEFAULT_CONFIG)]
-    pub config: PathBuf,
+    config: PathBuf,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the token endpoint, JWKS and discovery; rotate keys on schedule.
+    #[command(after_help = footer!(
+        "  jwks-issuer serve\n  \
+         JWKS_ISSUER_LISTEN=0.0.0.0:8443 JWKS_ISSUER_ISSUER=https://auth.example.com jwks-issuer serve\n",
+        config
+    ))]
     Serve,
-    /// Read a secret on stdin (one trailing newline stripped) and print its
-    /// argon2id `secret_hash`.
+    /// Read a secret and print its argon2id `secret_hash`. At a terminal it
+    /// prompts without echo; otherwise all of stdin is the secret (one
+    /// trailing newline stripped).
+    #[command(after_help = footer!(
+        "  jwks-issuer hash-secret                          (prompts; the secret is not shown)\n  \
+         printf %s \"$SECRET\" | jwks-issuer hash-secret\n"
+    ))]
     HashSecret,
     /// Manage clients.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = footer!("  jwks-issuer clients new --id billing --scope invoices:read\n"))]
     Clients(ClientsCommand),
-    /// Validate the configuration and print its clients.
+    /// Validate the configuration as `serve` would (the KEK included) and
+    /// print its clients.
+    #[command(after_help = footer!(
+        "  jwks-issuer check-config\n  \
+         jwks-issuer --config /etc/jwks/issuer.toml check-config\n",
+        config
+    ))]
     CheckConfig,
     /// Inspect and change the key store (safe while servers run).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = footer!("  jwks-issuer keys list\n  jwks-issuer keys rotate --alg ES256\n", config))]
     Keys(KeysCommand),
 }
 
 /// `clients` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum ClientsCommand {
+pub(crate) enum ClientsCommand {
     /// Generate a client with a 256-bit random secret; prints the secret
     /// once and the TOML block to paste into the config.
+    #[command(after_help = footer!(
+        "  jwks-issuer clients new --id billing --scope invoices:read --scope invoices:write\n  \
+         jwks-issuer clients new --id edge --audience https://api.example.com --private-key-jwt\n"
+    ))]
     New(NewClient),
 }
 
 /// `clients new` arguments.
 #[derive(Debug, Args)]
-pub struct NewClient {
-    /// The client id.
-    #[arg(long)]
-    pub id: String,
-    /// A scope the client may ask for (repeatable).
-    #[arg(long = "scope")]
-    pub scopes: Vec<String>,
-    /// An audience the client may ask for (repeatable; the first is the default).
-    #[arg(long = "audience")]
-    pub audiences: Vec<String>,
+pub(crate) struct NewClient {
+    /// The client id: 1 to 128 bytes, no control character.
+    #[arg(long, value_name = "ID")]
+    id: String,
+    /// A scope the client may ask for (repeatable): an RFC 6749 §3.3 scope
+    /// token, printable ASCII without space, `"` or `\`.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// An audience the client may ask for (repeatable; the first is the
+    /// default), such as `https://api.example.com`.
+    #[arg(long = "audience", value_name = "URI")]
+    audiences: Vec<String>,
     /// Authenticate with `private_key_jwt` (RFC 7523) instead of a secret:
     /// generate an ES256 key pair, print the private key once (PEM) and the
     /// public JWK in the TOML block.
     #[arg(long)]
-    pub private_key_jwt: bool,
+    private_key_jwt: bool,
 }
 
 /// `keys` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum KeysCommand {
+pub(crate) enum KeysCommand {
     /// List keys: kid, algorithm, state, every instant, damaged files.
+    #[command(after_help = footer!("  jwks-issuer keys list\n  jwks-issuer keys list --json | jq '.signing'\n", config))]
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Create a successor now; it signs after `publish_ahead` (or at once with --now).
+    #[command(after_help = footer!("  jwks-issuer keys rotate\n  jwks-issuer keys rotate --alg RS256 --now\n", config))]
     Rotate {
-        /// Only this algorithm (default: every configured one).
-        #[arg(long)]
+        /// Only this algorithm (default: every one of `keys.algorithms`).
+        #[arg(long, value_parser = algorithm_parser())]
         alg: Option<Algorithm>,
         /// Sign with the new key at once.
         #[arg(long)]
         now: bool,
     },
     /// Withdraw a key from the JWKS at once; a signing key is replaced at once.
+    #[command(after_help = footer!("  jwks-issuer keys revoke whQJ3yq1iM7bRhzUeS3sOyzXv1cG6uQ0Nw1eS2aHqTY\n", config))]
     Revoke {
         /// The key id, as `keys list` prints it (one that begins with `-`
         /// is taken as written).
@@ -104,53 +196,70 @@ pub enum KeysCommand {
         kid: String,
     },
     /// Import an existing PKCS#8 PEM private key as the next signing key.
+    #[command(after_help = footer!(
+        "  jwks-issuer keys import --alg ES256 --pem old-signing-key.pem\n  \
+         openssl pkcs8 -topk8 -nocrypt -in legacy.pem -out key.pem && jwks-issuer keys import --alg RS256 --pem key.pem\n",
+        config
+    ))]
     Import {
         /// Its algorithm.
-        #[arg(long)]
+        #[arg(long, value_parser = algorithm_parser())]
         alg: Algorithm,
         /// The PEM file: a PKCS#8 `PRIVATE KEY` block.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         pem: PathBuf,
     },
     /// Copy every key of a folder store, with its timeline, into a
     /// PostgreSQL store; keys already there are left as they are, so it can
     /// be run again. Needs `JWKS_ISSUER_KEK`.
+    #[command(after_help = footer!(
+        "  JWKS_ISSUER_KEK=$(cat kek.b64) jwks-issuer keys migrate --from-dir keys --to postgres://issuer@db/jwks\n",
+        config
+    ))]
     Migrate {
         /// The folder store to copy from.
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         from_dir: PathBuf,
         /// The PostgreSQL store to copy into (`postgres://user@host/db`).
-        #[arg(long)]
+        #[arg(long, value_name = "URL")]
         to: String,
     },
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    let mut out = Out::new();
     match cli.command {
-        Command::HashSecret => hash_secret_command(),
-        Command::Clients(ClientsCommand::New(args)) => new_client(args),
-        Command::CheckConfig => check_config(&Config::load(&cli.config)?),
+        Command::HashSecret => hash_secret_command(&mut out),
+        Command::Clients(ClientsCommand::New(args)) => new_client(args, &mut out),
+        Command::CheckConfig => check_config(&Config::load(&cli.config)?, &mut out),
         Command::Serve => crate::serve::run(Config::load(&cli.config)?).await,
         Command::Keys(cmd) => {
             let config = Config::load(&cli.config)?;
-            tokio::task::spawn_blocking(move || keys_command(&config, cmd))
+            tokio::task::spawn_blocking(move || keys_command(&config, cmd, &mut out))
                 .await
                 .map_err(|e| Error::Store(format!("task failed: {e}")))?
         }
     }
 }
 
-fn hash_secret_command() -> Result<(), Error> {
-    // All of stdin is the secret, minus one trailing newline: reading one
-    // line would silently drop the rest of a multi-line secret.
-    let mut input = String::new();
-    io::stdin().lock().read_to_string(&mut input).map_err(|e| Error::Usage(format!("reading stdin: {e}")))?;
+fn hash_secret_command(out: &mut Out) -> Result<(), Error> {
+    let input = if io::stdin().is_terminal() {
+        // At a terminal: a prompt on the terminal, and no echo.
+        rpassword::prompt_password("secret (not shown): ")
+            .map_err(|e| Error::Usage(format!("reading the secret: {e}")))?
+    } else {
+        // All of stdin is the secret, minus one trailing newline: reading
+        // one line would silently drop the rest of a multi-line secret.
+        let mut input = String::new();
+        io::stdin().lock().read_to_string(&mut input).map_err(|e| Error::Usage(format!("reading stdin: {e}")))?;
+        input
+    };
     let secret = input.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&input);
     if secret.is_empty() {
         return Err(Error::Usage("no secret on stdin".into()));
     }
-    println!("{}", hash_secret(secret)?);
+    writeln!(out, "{}", hash_secret(secret)?)?;
     Ok(())
 }
 
@@ -159,7 +268,7 @@ fn toml_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-fn new_client(args: NewClient) -> Result<(), Error> {
+fn new_client(args: NewClient, out: &mut Out) -> Result<(), Error> {
     // The same rule as `clients[].id` in the config, so the block printed
     // (with its secret) is never one the config refuses.
     if let Err(e) = crate::oauth::client::ClientId::parse(&args.id) {
@@ -168,12 +277,11 @@ fn new_client(args: NewClient) -> Result<(), Error> {
     for s in &args.scopes {
         crate::oauth::client::ScopeToken::parse(s).map_err(|e| Error::Usage(format!("--scope: {e}")))?;
     }
-    let mut out = io::stdout().lock();
     let auth_line = if args.private_key_jwt {
         let pkcs8 = jwks_jose::SigningKey::generate(Algorithm::ES256, 2048)?;
         let key = jwks_jose::SigningKey::from_pkcs8(Algorithm::ES256, &pkcs8)?;
-        let _ = writeln!(out, "# client private key (shown once; give it to the client, store it nowhere else):");
-        let _ = write!(out, "{}", pem("PRIVATE KEY", &pkcs8));
+        writeln!(out, "# client private key (shown once; give it to the client, store it nowhere else):")?;
+        write!(out, "{}", pem("PRIVATE KEY", &pkcs8))?;
         let set = jwks_jose::JwkSet { keys: vec![key.public_jwk()] };
         let value = toml::Value::try_from(&set).map_err(|e| Error::Usage(format!("encoding the JWK: {e}")))?;
         format!("jwks = {value}")
@@ -182,16 +290,16 @@ fn new_client(args: NewClient) -> Result<(), Error> {
         jwks_jose::crypto::fill_random(&mut raw)?;
         let secret = jwks_jose::b64::encode(raw);
         let hash = hash_secret(&secret)?;
-        let _ = writeln!(out, "# client secret (shown once; give it to the client, store it nowhere else):");
-        let _ = writeln!(out, "# {secret}");
+        writeln!(out, "# client secret (shown once; give it to the client, store it nowhere else):")?;
+        writeln!(out, "# {secret}")?;
         format!("secret_hash = {}", toml::Value::String(hash))
     };
-    let _ = writeln!(out, "[[clients]]");
-    let _ = writeln!(out, "id = {}", toml::Value::String(args.id.clone()));
-    let _ = writeln!(out, "{auth_line}");
-    let _ = writeln!(out, "scopes = {}", toml_list(&args.scopes));
+    writeln!(out, "[[clients]]")?;
+    writeln!(out, "id = {}", toml::Value::String(args.id.clone()))?;
+    writeln!(out, "{auth_line}")?;
+    writeln!(out, "scopes = {}", toml_list(&args.scopes))?;
     if !args.audiences.is_empty() {
-        let _ = writeln!(out, "audiences = {}", toml_list(&args.audiences));
+        writeln!(out, "audiences = {}", toml_list(&args.audiences))?;
     }
     Ok(())
 }
@@ -209,7 +317,7 @@ fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-fn check_config(config: &Config) -> Result<(), Error> {
+fn check_config(config: &Config, out: &mut Out) -> Result<(), Error> {
     // Everything `serve` checks before it touches the store: the KEK's
     // presence and form, and the clients' assertion verifiers.
     let sealer = kek::sealer_from_env()?;
@@ -231,23 +339,24 @@ fn check_config(config: &Config) -> Result<(), Error> {
     if let Some(warning) = issuer_listen_mismatch(config) {
         eprintln!("warning: {warning}");
     }
-    println!("{}: ok", config.path.display());
-    println!("issuer   {}", config.issuer);
-    println!("listen   {}", config.listen);
+    writeln!(out, "{}: ok", config.path.display())?;
+    writeln!(out, "issuer   {}", config.issuer)?;
+    writeln!(out, "listen   {}", config.listen)?;
     let store = match &config.keys.store {
         KeyStoreConfig::Dir(dir) => dir.display().to_string(),
         KeyStoreConfig::Postgres(url) => url.location().to_string(),
     };
-    println!("keys     {store} ({})", algs(&config.keys.algorithms));
+    writeln!(out, "keys     {store} ({})", algs(&config.keys.algorithms))?;
     for c in &config.clients {
-        println!(
+        writeln!(
+            out,
             "client   {:<24} auth={:<40} alg={} ttl={} scopes=[{}]",
             c.id,
             c.auth.method_names(),
             c.algorithm,
             humantime::format_duration(c.ttl),
             c.scopes.join(" ")
-        );
+        )?;
     }
     Ok(())
 }
@@ -290,7 +399,7 @@ fn open_store(config: &Config) -> Result<keys::Opened, Error> {
 /// `keys migrate`: copies the folder's keys into the database, under the
 /// database's change lock; prints what it did and fails on damaged files
 /// after copying the good ones.
-fn migrate(from_dir: &std::path::Path, to: &str, clock: &SystemClock) -> Result<(), Error> {
+fn migrate(from_dir: &std::path::Path, to: &str, clock: &SystemClock, out: &mut Out) -> Result<(), Error> {
     let url: PgUrl = to.parse().map_err(|e| Error::Usage(format!("--to: {e}")))?;
     if !from_dir.is_dir() {
         return Err(Error::Usage(format!("--from-dir: {} is not a folder", from_dir.display())));
@@ -308,16 +417,21 @@ fn migrate(from_dir: &std::path::Path, to: &str, clock: &SystemClock) -> Result<
     for r in &loaded.keys {
         if to.insert_new(&lock, r)? {
             copied += 1;
-            println!("copied  {} {} ({})", r.meta.alg, r.meta.kid, r.meta.timeline.state(clock.now()));
+            writeln!(out, "copied  {} {} ({})", r.meta.alg, r.meta.kid, r.meta.timeline.state(clock.now()))?;
         } else {
             present += 1;
-            println!("present {} {} (left as it is)", r.meta.alg, r.meta.kid);
+            writeln!(out, "present {} {} (left as it is)", r.meta.alg, r.meta.kid)?;
         }
     }
     for d in &loaded.damaged {
         eprintln!("DAMAGED {} (kid {}): {} (not copied)", d.file, d.kid.as_deref().unwrap_or("?"), d.reason);
     }
-    println!("{copied} copied, {present} already present, {} damaged, into {}", loaded.damaged.len(), url.location());
+    writeln!(
+        out,
+        "{copied} copied, {present} already present, {} damaged, into {}",
+        loaded.damaged.len(),
+        url.location()
+    )?;
     if loaded.damaged.is_empty() {
         Ok(())
     } else {
@@ -325,8 +439,9 @@ fn migrate(from_dir: &std::path::Path, to: &str, clock: &SystemClock) -> Result<
     }
 }
 
-fn print_done(verb: &str, d: &Done) {
-    println!(
+fn print_done(verb: &str, d: &Done, out: &mut Out) -> Result<(), Error> {
+    writeln!(
+        out,
         "{verb} {} {} (published {}, activates {}, deactivates {}, expires {})",
         d.alg,
         d.kid,
@@ -334,22 +449,43 @@ fn print_done(verb: &str, d: &Done) {
         fmt_time(d.timeline.activates),
         fmt_time(d.timeline.deactivates),
         fmt_time(d.timeline.expires)
-    );
+    )?;
     if let Some(r) = &d.replaces {
-        println!("  replaces {r} as the {} signing key", d.alg);
+        writeln!(out, "  replaces {r} as the {} signing key", d.alg)?;
     }
+    Ok(())
 }
 
 fn fmt_time(t: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)).to_string()
 }
 
-/// Writes `text` to stdout; a closed pipe (`keys list | head`) is not an
-/// error.
-fn emit(text: &str) -> Result<(), Error> {
-    match io::stdout().lock().write_all(text.as_bytes()).and_then(|()| io::stdout().lock().flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Error::Usage(format!("writing to stdout: {e}"))),
-        _ => Ok(()),
+/// Standard output of the commands. A reader that went away (`| head`)
+/// ends the output quietly: later writes are dropped and the command
+/// still succeeds; any other write failure is an error.
+pub(crate) struct Out {
+    closed: bool,
+}
+
+impl Out {
+    fn new() -> Self {
+        Out { closed: false }
+    }
+
+    /// What `write!` and `writeln!` call: writes and flushes at once.
+    fn write_fmt(&mut self, args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+        if self.closed {
+            return Ok(());
+        }
+        let mut stdout = io::stdout().lock();
+        match stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(e) => Err(Error::Usage(format!("writing to stdout: {e}"))),
+            Ok(()) => Ok(()),
+        }
     }
 }
 
@@ -411,10 +547,10 @@ fn list_text(loaded: &keys::Loaded, algorithms: &[Algorithm], policy: &Policy, n
     out
 }
 
-fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
+fn keys_command(config: &Config, cmd: KeysCommand, out: &mut Out) -> Result<(), Error> {
     let clock = SystemClock;
     if let KeysCommand::Migrate { from_dir, to } = &cmd {
-        return migrate(from_dir, to, &clock);
+        return migrate(from_dir, to, &clock, out);
     }
     let opened = open_store(config)?;
     let store = opened.store.as_ref();
@@ -423,7 +559,7 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
     match cmd {
         KeysCommand::List { json } => {
             let loaded = keys::load_screened(store, &policy)?;
-            emit(&list_text(&loaded, &config.keys.algorithms, &policy, now, json))
+            write!(out, "{}", list_text(&loaded, &config.keys.algorithms, &policy, now, json))
         }
         KeysCommand::Rotate { alg, now: immediately } => {
             let algs = match alg {
@@ -437,7 +573,7 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
             // Every algorithm in one list of writes (one transaction on
             // PostgreSQL): servers see the change whole.
             for done in ops::rotate_all(store, &lock, &policy, &algs, config.keys.rsa_bits, &clock, immediately)? {
-                print_done("created", &done);
+                print_done("created", &done, out)?;
             }
             if immediately {
                 eprintln!(
@@ -449,9 +585,9 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
         KeysCommand::Revoke { kid } => {
             let lock = store.lock(keys::LOCK_TIMEOUT)?;
             let (done, replacement) = ops::revoke(store, &lock, &policy, &kid, config.keys.rsa_bits, &clock)?;
-            println!("revoked {} {}: it left the JWKS", done.alg, done.kid);
+            writeln!(out, "revoked {} {}: it left the JWKS", done.alg, done.kid)?;
             if let Some(r) = replacement {
-                print_done("created", &r);
+                print_done("created", &r, out)?;
             }
             Ok(())
         }
@@ -463,7 +599,7 @@ fn keys_command(config: &Config, cmd: KeysCommand) -> Result<(), Error> {
             let der = ops::pkcs8_from_pem(&text).map_err(|e| Error::Usage(format!("{}: {e}", pem.display())))?;
             let lock = store.lock(keys::LOCK_TIMEOUT)?;
             let done = ops::import(store, &lock, &policy, alg, der, &clock)?;
-            print_done("imported", &done);
+            print_done("imported", &done, out)?;
             Ok(())
         }
         KeysCommand::Migrate { .. } => Ok(()),

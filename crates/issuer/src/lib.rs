@@ -32,9 +32,9 @@ pub mod config;
 mod error;
 pub mod http;
 pub mod keys;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod oauth;
-pub mod serve;
+pub(crate) mod serve;
 pub mod tls;
 pub mod token;
 

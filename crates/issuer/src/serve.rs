@@ -13,16 +13,16 @@ use crate::{
 };
 
 /// The development client's id and secret, as printed in the README.
-pub const DEV_CLIENT_ID: &str = "demo";
+pub(crate) const DEV_CLIENT_ID: &str = "demo";
 /// The development client's secret (README). Never use it beyond a laptop.
-pub const DEV_CLIENT_SECRET: &str = "demo-secret-do-not-use-in-production";
+pub(crate) const DEV_CLIENT_SECRET: &str = "demo-secret-do-not-use-in-production";
 
 /// How often the scheduler looks at the store and the clock (besides
 /// waking at each instant a key changes state).
-pub const TICK: Duration = keys::FOLLOW_INTERVAL;
+pub(crate) const TICK: Duration = keys::FOLLOW_INTERVAL;
 
 /// Opens the key ring for `config` on a blocking thread.
-pub async fn open_keyring(config: &Config, clock: SharedClock) -> Result<Arc<Keyring>, Error> {
+pub(crate) async fn open_keyring(config: &Config, clock: SharedClock) -> Result<Arc<Keyring>, Error> {
     let config = config.clone();
     let ring = tokio::task::spawn_blocking(move || {
         let opened = keys::open_store(&config.keys.store)?;
@@ -41,7 +41,7 @@ pub async fn open_keyring(config: &Config, clock: SharedClock) -> Result<Arc<Key
 }
 
 /// Runs the server until it is stopped (SIGINT or SIGTERM).
-pub async fn run(config: Config) -> Result<(), Error> {
+pub(crate) async fn run(config: Config) -> Result<(), Error> {
     let config = Arc::new(config);
     let clock: SharedClock = Arc::new(SystemClock);
     // The port first: a server that cannot listen touches no key store.

@@ -7,7 +7,7 @@ use jwks_jose::{b64, crypto};
 
 /// The claims of an access token (RFC 9068 §2.2).
 #[derive(Debug, Serialize)]
-pub struct AccessClaims<'a> {
+pub(crate) struct AccessClaims<'a> {
     /// The issuer.
     pub iss: &'a str,
     /// The client id (RFC 9068 §2.2: the client for client credentials).
@@ -33,63 +33,61 @@ pub struct AccessClaims<'a> {
 
 /// The `cnf` claim of a DPoP-bound token (RFC 7800 §3.1, RFC 9449 §6.1).
 #[derive(Debug, Serialize)]
-pub struct Confirmation<'a> {
+pub(crate) struct Confirmation<'a> {
     /// The RFC 7638 thumbprint of the client's DPoP key.
     pub jkt: &'a str,
 }
 
 /// 128 random bits as base64url (22 characters).
-pub fn new_jti() -> Result<String, Error> {
+pub(crate) fn new_jti() -> Result<String, Error> {
     let mut bytes = [0u8; 16];
     crypto::fill_random(&mut bytes)?;
     Ok(b64::encode(bytes))
 }
 
-/// Mints an access token for `client_id`: a fresh `jti`, `iat = now`,
-/// `exp = now + ttl`, signed with `key`. This is the whole per-token cost
-/// of the token endpoint apart from HTTP and client authentication.
-pub fn mint(
-    key: &ActiveKey,
-    issuer: &str,
-    client_id: &str,
-    aud: &str,
-    scope: &str,
-    now: UnixTime,
-    ttl: u64,
-) -> Result<String, Error> {
-    mint_bound(key, issuer, client_id, aud, scope, now, ttl, None)
+/// What one access token grants: the claims that vary per token, apart
+/// from the fresh `jti`.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant<'a> {
+    /// The issuer (`iss`).
+    pub issuer: &'a str,
+    /// The client (`sub` and `client_id`).
+    pub client_id: &'a str,
+    /// The audience (`aud`).
+    pub aud: &'a str,
+    /// Granted scopes, space-delimited; empty for none.
+    pub scope: &'a str,
+    /// Issued at (`iat`).
+    pub now: UnixTime,
+    /// Lifetime in seconds: `exp = now + ttl`.
+    pub ttl: u64,
+    /// The RFC 7638 thumbprint of the DPoP key the token is bound to
+    /// (RFC 9449 §6.1); `None` for a bearer token.
+    pub jkt: Option<&'a str>,
 }
 
-/// [`mint`], bound to the DPoP key whose thumbprint is `jkt`, if any.
-#[allow(clippy::too_many_arguments)] // `mint`'s parameters and the binding; a struct would only rename them.
-pub fn mint_bound(
-    key: &ActiveKey,
-    issuer: &str,
-    client_id: &str,
-    aud: &str,
-    scope: &str,
-    now: UnixTime,
-    ttl: u64,
-    jkt: Option<&str>,
-) -> Result<String, Error> {
+/// Mints an access token for `grant`: a fresh `jti`, `iat = now`,
+/// `exp = now + ttl`, signed with `key`. This is the whole per-token cost
+/// of the token endpoint apart from HTTP and client authentication.
+pub fn mint(key: &ActiveKey, grant: &Grant<'_>) -> Result<String, Error> {
     let jti = new_jti()?;
     let claims = AccessClaims {
-        iss: issuer,
-        sub: client_id,
-        client_id,
-        aud,
-        iat: now,
-        exp: now.saturating_add(ttl),
+        iss: grant.issuer,
+        sub: grant.client_id,
+        client_id: grant.client_id,
+        aud: grant.aud,
+        iat: grant.now,
+        exp: grant.now.saturating_add(grant.ttl),
         jti: &jti,
-        scope,
-        cnf: jkt.map(|jkt| Confirmation { jkt }),
+        scope: grant.scope,
+        cnf: grant.jkt.map(|jkt| Confirmation { jkt }),
     };
     sign(key, &claims)
 }
 
 /// Signs `claims` with `key` as a compact JWS with the key's prepared
 /// header `{"alg","typ":"at+jwt","kid"}`.
-pub fn sign(key: &ActiveKey, claims: &AccessClaims<'_>) -> Result<String, Error> {
+pub(crate) fn sign(key: &ActiveKey, claims: &AccessClaims<'_>) -> Result<String, Error> {
     let payload = serde_json::to_vec(claims).map_err(|e| Error::Store(format!("encoding claims: {e}")))?;
     let sig_len = key.key.signature_len();
     let mut out = String::with_capacity(key.header_b64.len() + 2 + payload.len() * 4 / 3 + 4 + sig_len * 4 / 3 + 4);

@@ -15,9 +15,16 @@
 //! Exit status: 0 when every token was valid, 1 otherwise, 2 on bad
 //! arguments.
 
-use std::{io, process::ExitCode, time::Duration};
+use std::{
+    io::{self, IsTerminal},
+    process::ExitCode,
+    time::Duration,
+};
 
-use clap::Parser;
+use clap::{
+    Parser,
+    builder::{PossibleValuesParser, TypedValueParser},
+};
 use jwks_verifier::{
     Algorithm, Claims, Error, MAX_TOKEN_LEN, Verified, Verifier, dangerous::DangerousOptions, dpop::MAX_PROOF_LEN,
 };
@@ -30,8 +37,26 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 const MAX_LINE_LEN: usize = MAX_TOKEN_LEN + MAX_PROOF_LEN + 4096;
 
 /// Verify JWT access tokens (one per line on stdin) against an issuer's JWKS.
+///
+/// A line is a bare token, or a captured request
+/// `{"token": "...", "dpop": "...", "method": "GET", "url": "https://..."}`;
+/// each line gets one JSON verdict on stdout.
 #[derive(Debug, Parser)]
-#[command(name = "jwks-verify", version)]
+#[command(
+    name = "jwks-verify",
+    version,
+    after_help = "Examples:\n  \
+        echo \"$TOKEN\" | jwks-verify --issuer https://auth.example.com --audience https://api.example.com\n  \
+        jwks-verify --issuer http://127.0.0.1:8080 --audience https://api.example.test --alg ES256 < tokens.txt\n  \
+        jwks-verify --issuer https://auth.example.com --jwks-uri https://auth.example.com/keys --audience api --leeway 30s\n\
+        \nEnvironment:\n  \
+        RUST_LOG  the log filter for stderr (default warn), e.g. RUST_LOG=jwks_verifier=debug\n  \
+        NO_COLOR  set to anything: no colours in help and logs\n\
+        \nExit codes:\n  \
+        0  every token was valid (also when the reader of stdout goes away early, as `| head` does, and all so far were)\n  \
+        1  at least one token was invalid (its line says why), or reading stdin failed\n  \
+        2  the command line is wrong, or the issuer's JWKS or discovery could not be set up\n"
+)]
 struct Args {
     /// Expected `iss`; also the base for discovery when --jwks-uri is absent.
     #[arg(long)]
@@ -43,7 +68,7 @@ struct Args {
     #[arg(long, required = true)]
     audience: Vec<String>,
     /// Allowed algorithm (repeatable; default RS256 and ES256).
-    #[arg(long = "alg")]
+    #[arg(long = "alg", value_parser = algorithm_parser())]
     algs: Vec<Algorithm>,
     /// Clock skew tolerated for exp, nbf and iat.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
@@ -62,6 +87,11 @@ struct Args {
     ca_files: Vec<std::path::PathBuf>,
 }
 
+/// The values `--alg` takes: every algorithm the verifier knows.
+fn algorithm_parser() -> impl TypedValueParser<Value = Algorithm> {
+    PossibleValuesParser::new(Algorithm::ALL.map(Algorithm::as_str)).try_map(|s| s.parse::<Algorithm>())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -74,8 +104,10 @@ async fn main() -> ExitCode {
             };
         }
     };
+    let colour = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -143,8 +175,11 @@ async fn run(verifier: &Verifier) -> io::Result<bool> {
         all_valid &= out["valid"] == true;
         let mut text = out.to_string();
         text.push('\n');
-        stdout.write_all(text.as_bytes()).await?;
-        stdout.flush().await?;
+        match stdout.write_all(text.as_bytes()).await.and(stdout.flush().await) {
+            // The reader went away (`| head`): nobody reads further verdicts.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
+            other => other?,
+        }
     }
     Ok(all_valid)
 }

@@ -22,13 +22,13 @@ use tokio::sync::OnceCell;
 use super::replay::PendingId;
 use crate::clock::{SharedClock, UnixTime};
 /// Leeway for `exp`, `iat` and `nbf` of an assertion, in seconds.
-pub const LEEWAY: u64 = 60;
+pub(crate) const LEEWAY: u64 = 60;
 /// Signing algorithms accepted for assertions (never HS* or none).
-pub const ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
+pub(crate) const ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
 
 /// The issuer's clock seen through the verifier crate's clock trait.
 #[derive(Debug)]
-pub struct VerifierClock(pub SharedClock);
+pub(crate) struct VerifierClock(pub SharedClock);
 
 impl jwks_verifier::Clock for VerifierClock {
     fn now(&self) -> SystemTime {
@@ -43,7 +43,7 @@ impl jwks_verifier::Clock for VerifierClock {
 
 /// Where a client's public keys come from.
 #[derive(Debug)]
-pub enum ClientKeys {
+pub(crate) enum ClientKeys {
     /// A fixed set from the config (`jwks` or `jwks_file`).
     Static(OfflineVerifier),
     /// A `jwks_uri`, fetched on first use and cached.
@@ -56,8 +56,9 @@ pub enum ClientKeys {
 }
 
 /// Which `aud` values an assertion may carry (`[tokens]
-/// assertion_audience`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// assertion_audience`), spelled in the config as below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AssertionAudience {
     /// `"issuer"` (the default): the issuer identifier alone.
     #[default]
@@ -67,20 +68,9 @@ pub enum AssertionAudience {
     IssuerOrTokenEndpoint,
 }
 
-impl AssertionAudience {
-    /// The config spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "issuer" => Some(AssertionAudience::Issuer),
-            "issuer_or_token_endpoint" => Some(AssertionAudience::IssuerOrTokenEndpoint),
-            _ => None,
-        }
-    }
-}
-
 /// The audiences an assertion may name, and the mode.
 #[derive(Debug, Clone)]
-pub struct AudienceRule {
+pub(crate) struct AudienceRule {
     /// The issuer identifier.
     pub issuer: String,
     /// The token endpoint URL.
@@ -111,7 +101,7 @@ impl AudienceRule {
 
 /// Verifies one client's assertions.
 #[derive(Debug)]
-pub struct AssertionVerifier {
+pub(crate) struct AssertionVerifier {
     client_id: String,
     audience: AudienceRule,
     max_lifetime: u64,
@@ -135,7 +125,7 @@ impl AssertionVerifier {
     }
 
     /// A verifier over a fixed key set.
-    pub fn with_jwks(
+    pub(crate) fn with_jwks(
         client_id: &str,
         jwks: &JwkSet,
         audience: AudienceRule,
@@ -153,7 +143,7 @@ impl AssertionVerifier {
     }
 
     /// A verifier over a `jwks_uri`, fetched on first use.
-    pub fn with_uri(
+    pub(crate) fn with_uri(
         client_id: &str,
         uri: &str,
         audience: AudienceRule,
@@ -175,7 +165,7 @@ impl AssertionVerifier {
     /// `jti` to claim is returned. The error is for the log only (it may
     /// name the client's `jwks_uri`); callers answer "client
     /// authentication failed".
-    pub async fn verify(&self, assertion: &str, now: UnixTime) -> Result<PendingId, String> {
+    pub(crate) async fn verify(&self, assertion: &str, now: UnixTime) -> Result<PendingId, String> {
         let claims: Claims = match &self.keys {
             ClientKeys::Static(v) => v.verify(assertion),
             ClientKeys::Remote { uri, verifier } => {
@@ -198,13 +188,13 @@ impl AssertionVerifier {
 
 /// The assertion verifiers of every `private_key_jwt` client.
 #[derive(Debug, Default)]
-pub struct Assertions {
+pub(crate) struct Assertions {
     by_client: std::collections::HashMap<String, AssertionVerifier>,
 }
 
 impl Assertions {
     /// Builds a verifier for each client configured with keys.
-    pub fn new(
+    pub(crate) fn new(
         clients: &[super::client::ClientConfig],
         audience: &AudienceRule,
         max_lifetime: Duration,
@@ -229,7 +219,7 @@ impl Assertions {
     }
 
     /// The verifier of `client_id`, if it authenticates with keys.
-    pub fn get(&self, client_id: &str) -> Option<&AssertionVerifier> {
+    pub(crate) fn get(&self, client_id: &str) -> Option<&AssertionVerifier> {
         self.by_client.get(client_id)
     }
 }

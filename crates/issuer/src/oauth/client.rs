@@ -7,24 +7,19 @@ use std::{fmt, time::Duration};
 use jwks_jose::Algorithm;
 
 /// The longest client id accepted, in bytes.
-pub const MAX_CLIENT_ID: usize = 128;
+pub(crate) const MAX_CLIENT_ID: usize = 128;
 
 /// A client id: 1 to [`MAX_CLIENT_ID`] bytes with no control character.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(String);
+pub(crate) struct ClientId(String);
 
 impl ClientId {
     /// Validates `id`.
-    pub fn parse(id: &str) -> Result<Self, String> {
+    pub(crate) fn parse(id: &str) -> Result<Self, String> {
         if id.is_empty() || id.len() > MAX_CLIENT_ID || id.chars().any(char::is_control) {
             return Err(format!("a client id is 1 to {MAX_CLIENT_ID} bytes with no control character"));
         }
         Ok(ClientId(id.to_owned()))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -35,31 +30,27 @@ impl fmt::Display for ClientId {
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
-pub fn is_scope_char(b: u8) -> bool {
+pub(crate) fn is_scope_char(b: u8) -> bool {
     matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E)
 }
 
 /// One RFC 6749 §3.3 scope token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ScopeToken(String);
+pub(crate) struct ScopeToken(String);
 
 impl ScopeToken {
     /// Validates `s`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() || !s.bytes().all(is_scope_char) {
             return Err(format!("`{}` is not a scope token (RFC 6749 §3.3)", super::error::printable(s, 64)));
         }
         Ok(ScopeToken(s.to_owned()))
     }
-
-    /// The token as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-/// A client's `dpop` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A client's `dpop` setting, spelled in the config as below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DpopMode {
     /// `"allowed"` (the default): a token request with a valid `DPoP` proof
     /// gets a DPoP-bound token, one without gets a bearer token.

@@ -1,6 +1,6 @@
 //! The registered clients, and the record of secrets verified recently.
 //!
-//! Secrets are stored as argon2id hashes ([`super::secret`]). So that a
+//! Secrets are stored as argon2id hashes (`secret`). So that a
 //! correct secret does not cost an argon2 computation per request, a
 //! verified secret is remembered for [`VERIFIED_TTL`] as a salted SHA-256
 //! digest and compared in constant time; a wrong secret never enters that

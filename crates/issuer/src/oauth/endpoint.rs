@@ -54,7 +54,7 @@ struct TokenResponse<'a> {
 /// How long the whole body may take to arrive once the head is in (the
 /// server's request timeout covers the head only): a client sending a byte
 /// now and then cannot hold a connection.
-pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads the body up to [`request::MAX_BODY`] bytes within [`BODY_DEADLINE`].
 async fn read_body(req: &HttpRequest, payload: Payload) -> Result<Vec<u8>, OAuthError> {
@@ -81,7 +81,7 @@ async fn read_body_unbounded(req: &HttpRequest, mut payload: Payload) -> Result<
 }
 
 /// The handler of `POST /token`.
-pub async fn token(
+pub(crate) async fn token(
     req: HttpRequest,
     payload: Payload,
     service: web::Data<TokenService>,
@@ -147,7 +147,7 @@ impl ResponseError for OAuthError {
 }
 
 /// Any method but POST on `/token`.
-pub async fn method_not_allowed() -> HttpResponse {
+pub(crate) async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((header::ALLOW, "POST"))
         .insert_header((header::CACHE_CONTROL, "no-store"))

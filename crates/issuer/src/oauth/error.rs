@@ -152,11 +152,11 @@ impl OAuthError {
 }
 
 /// The realm of the `WWW-Authenticate: Basic` challenge.
-pub const REALM: &str = "jwks-issuer";
+pub(crate) const REALM: &str = "jwks-issuer";
 
 /// At most `max` characters of `s`, keeping only those RFC 6749 §5.2
 /// allows in `error_description`; others are shown as `?`.
-pub use jwks_jose::text::error_description as printable;
+pub(crate) use jwks_jose::text::error_description as printable;
 
 #[cfg(test)]
 mod tests {

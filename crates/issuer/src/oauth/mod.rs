@@ -1,30 +1,33 @@
 //! The OAuth 2.0 token endpoint (RFC 6749 §4.4, client credentials).
 //!
-//! The rules live in [`service::TokenService`], free of the HTTP framework:
-//! what a client is ([`client`]), parsing and shape checks ([`request`]),
-//! secrets ([`secret`], [`clients`]), brute-force limits ([`throttle`],
-//! [`peer`]), `private_key_jwt` ([`assertion`]), DPoP (`dpop`),
-//! single-use ids ([`replay`], shared by replicas in [`claims`]) and the error answers ([`error`]).
-//! [`endpoint`] is the thin actix-web adapter.
+//! The rules live in [`TokenService`], free of the HTTP framework: what a
+//! client is (`client`), parsing and shape checks ([`request`]), secrets
+//! (`secret`, [`clients`]), brute-force limits (`throttle`, `peer`),
+//! `private_key_jwt` (`assertion`), DPoP (`dpop`), single-use ids
+//! (`replay`, shared by replicas in `claims`) and the error answers (`error`). `endpoint` is the thin
+//! actix-web adapter.
 
-pub mod assertion;
+pub(crate) mod assertion;
 pub mod claims;
-pub mod client;
+pub(crate) mod client;
 pub mod clients;
 pub(crate) mod dpop;
-pub mod endpoint;
-pub mod error;
-pub mod peer;
-pub mod replay;
+pub(crate) mod endpoint;
+pub(crate) mod error;
+pub(crate) mod peer;
+pub(crate) mod replay;
 pub mod request;
-pub mod secret;
-pub mod service;
-pub mod throttle;
+pub(crate) mod secret;
+pub(crate) mod service;
+pub(crate) mod throttle;
 
+pub use assertion::AssertionAudience;
 pub use client::{ClientAuth, ClientConfig, DpopMode};
 pub use clients::Clients;
 pub use error::OAuthError;
+pub use peer::Cidr;
 pub use service::{Issued, TokenService, TokenSettings};
+pub use throttle::ThrottleConfig;
 
 /// The algorithms a DPoP proof may use (`dpop_signing_alg_values_supported`).
 pub const DPOP_ALGORITHMS: [jwks_jose::Algorithm; 2] = dpop::ALGORITHMS;

@@ -64,7 +64,7 @@ fn mask(ip: IpAddr, bits: u8) -> IpAddr {
 /// IPv6 address cut to `ipv6_prefix` bits (`[throttle] ipv6_prefix`,
 /// default 64), so that one host cannot multiply its budget by using many
 /// addresses of its own prefix.
-pub fn limit_key(addr: Option<IpAddr>, ipv6_prefix: u8) -> Option<IpAddr> {
+pub(crate) fn limit_key(addr: Option<IpAddr>, ipv6_prefix: u8) -> Option<IpAddr> {
     addr.map(|a| match canonical(a) {
         v4 @ IpAddr::V4(_) => v4,
         v6 => mask(v6, ipv6_prefix),
@@ -74,7 +74,7 @@ pub fn limit_key(addr: Option<IpAddr>, ipv6_prefix: u8) -> Option<IpAddr> {
 /// The client's address: `peer` itself, unless `peer` is one of `trusted`;
 /// then the nearest untrusted hop of `Forwarded` (RFC 7239, preferred) or
 /// `X-Forwarded-For`, read right to left. Malformed headers leave `peer`.
-pub fn client_address(
+pub(crate) fn client_address(
     peer: Option<IpAddr>,
     forwarded: &[&str],
     x_forwarded_for: &[&str],

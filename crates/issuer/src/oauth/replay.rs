@@ -17,12 +17,12 @@ use std::sync::Arc;
 
 use jwks_jose::clock::UnixTime;
 
-pub use jwks_jose::replay::{Replay, ReplayCache};
+pub(crate) use jwks_jose::replay::{Replay, ReplayCache};
 
 /// How many live ids the token endpoint's cache holds at most.
-pub const MAX_ENTRIES: usize = 500_000;
+pub(crate) const MAX_ENTRIES: usize = 500_000;
 /// How many live ids one client may have at once.
-pub const MAX_PER_CLIENT: usize = 20_000;
+pub(crate) const MAX_PER_CLIENT: usize = 20_000;
 
 /// Claims of single-use ids shared between replicas (the PostgreSQL store).
 /// Blocking: called on a blocking thread.
@@ -35,7 +35,7 @@ pub trait SharedClaims: Send + Sync + std::fmt::Debug {
 
 /// One id to claim: its partition (the client id), the id, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingId {
+pub(crate) struct PendingId {
     /// What the id is (`private_key_jwt` or `dpop`).
     pub kind: &'static str,
     /// The id (`jti`).
@@ -47,7 +47,7 @@ pub struct PendingId {
 /// The single-use guard of the token endpoint: this process's cache, and
 /// the replicas' shared claims where there are any.
 #[derive(Debug)]
-pub struct SingleUse {
+pub(crate) struct SingleUse {
     local: ReplayCache,
     shared: Option<Arc<dyn SharedClaims>>,
 }
@@ -60,12 +60,12 @@ impl Default for SingleUse {
 
 impl SingleUse {
     /// A guard with `local`, sharing claims through `shared` if given.
-    pub fn new(local: ReplayCache, shared: Option<Arc<dyn SharedClaims>>) -> Self {
+    pub(crate) fn new(local: ReplayCache, shared: Option<Arc<dyn SharedClaims>>) -> Self {
         SingleUse { local, shared }
     }
 
     /// Whether `id` was already claimed here (a check before the claim).
-    pub fn is_used(&self, client: &str, id: &PendingId, now: u64) -> bool {
+    pub(crate) fn is_used(&self, client: &str, id: &PendingId, now: u64) -> bool {
         self.local.contains(client, &key(id), UnixTime::from_secs(now))
     }
 
@@ -73,7 +73,7 @@ impl SingleUse {
     /// When the shared store cannot answer, this replica's cache decides and
     /// a warning is logged: a replica whose database is down keeps serving,
     /// refusing the replays it saw itself.
-    pub async fn claim(&self, client: &str, ids: &[PendingId], now: u64) -> Result<(), (Replay, &'static str)> {
+    pub(crate) async fn claim(&self, client: &str, ids: &[PendingId], now: u64) -> Result<(), (Replay, &'static str)> {
         for id in ids {
             self.local
                 .check_and_insert(client, &key(id), UnixTime::from_secs(id.until), UnixTime::from_secs(now))

@@ -24,15 +24,15 @@ use super::{OAuthError, error::ThrottleReason};
 use jwks_jose::crypto;
 
 /// The smallest `m` accepted, in KiB.
-pub const MIN_MEMORY_KIB: u32 = 7 * 1024;
+pub(crate) const MIN_MEMORY_KIB: u32 = 7 * 1024;
 /// The largest `m` accepted, in KiB (256 MiB).
-pub const MAX_MEMORY_KIB: u32 = 256 * 1024;
+pub(crate) const MAX_MEMORY_KIB: u32 = 256 * 1024;
 /// The smallest `m * t` accepted (OWASP's weakest recommended line).
-pub const MIN_WORK: u64 = 35_840;
+pub(crate) const MIN_WORK: u64 = 35_840;
 /// The largest `t` accepted.
-pub const MAX_PASSES: u32 = 10;
+pub(crate) const MAX_PASSES: u32 = 10;
 /// The largest `p` accepted.
-pub const MAX_LANES: u32 = 8;
+pub(crate) const MAX_LANES: u32 = 8;
 
 /// A parsed argon2id hash within the accepted range.
 #[derive(Clone)]
@@ -120,7 +120,7 @@ impl SecretHash {
 
 /// Hashes a secret as an argon2id PHC string with the crate's default
 /// parameters (m=19456 KiB, t=2, p=1: OWASP's recommendation).
-pub fn hash_secret(secret: &str) -> Result<String, jwks_jose::Error> {
+pub(crate) fn hash_secret(secret: &str) -> Result<String, jwks_jose::Error> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let mut salt = [0u8; 16];
     crypto::fill_random(&mut salt)?;
@@ -132,14 +132,14 @@ pub fn hash_secret(secret: &str) -> Result<String, jwks_jose::Error> {
 }
 
 /// How long a request waits for a free worker before it is answered 503.
-pub const QUEUE_WAIT: Duration = Duration::from_millis(750);
+pub(crate) const QUEUE_WAIT: Duration = Duration::from_millis(750);
 
 /// The bounded pool that runs argon2: at most `workers` checks at once,
 /// each on a blocking thread with memory kept from its last check; at most
 /// `workers` checks running or waiting per source (a 429 past that); a
 /// wait for a worker longer than [`QUEUE_WAIT`] is a 503.
 #[derive(Debug)]
-pub struct SecretWorkers {
+pub(crate) struct SecretWorkers {
     permits: Arc<Semaphore>,
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
     per_source: u32,
@@ -148,7 +148,7 @@ pub struct SecretWorkers {
 
 impl SecretWorkers {
     /// A pool of `workers` (at least 1).
-    pub fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize) -> Self {
         let workers = workers.max(1);
         SecretWorkers {
             permits: Arc::new(Semaphore::new(workers)),
@@ -159,7 +159,7 @@ impl SecretWorkers {
     }
 
     /// Checks `secret` against `hash` on a worker.
-    pub async fn verify(
+    pub(crate) async fn verify(
         &self,
         source: Option<IpAddr>,
         hash: Arc<SecretHash>,

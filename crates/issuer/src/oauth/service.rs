@@ -180,11 +180,12 @@ impl TokenService {
 
         let ttl = client.ttl.as_secs();
         let jkt = binding.as_ref().map(|b| b.jkt.as_str());
-        let access_token = token::mint_bound(key, &self.settings.issuer, &client.id, aud, &scope, now, ttl, jkt)
-            .map_err(|e| {
-                tracing::error!(error = %e, kid = %key.meta.kid, "signing failed");
-                OAuthError::Server
-            })?;
+        let grant =
+            token::Grant { issuer: &self.settings.issuer, client_id: &client.id, aud, scope: &scope, now, ttl, jkt };
+        let access_token = token::mint(key, &grant).map_err(|e| {
+            tracing::error!(error = %e, kid = %key.meta.kid, "signing failed");
+            OAuthError::Server
+        })?;
         self.metrics.token_issued(&client.id, key.meta.alg, &key.meta.kid);
         Ok(Issued { access_token, token_type: if jkt.is_some() { "DPoP" } else { "Bearer" }, expires_in: ttl, scope })
     }

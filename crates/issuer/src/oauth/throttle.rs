@@ -16,35 +16,22 @@ use crate::clock::UnixTime;
 
 /// At most this many buckets of each kind are kept; refilled ones are
 /// dropped first.
-pub const MAX_BUCKETS: usize = 100_000;
+pub(crate) const MAX_BUCKETS: usize = 100_000;
 
-/// `[throttle]` settings.
+/// `[throttle]` settings (their defaults are the configuration's).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThrottleConfig {
     /// Failures allowed at once per (client, source); 0 turns throttling
-    /// off. Default 20.
+    /// off.
     pub burst: u32,
     /// One failure is forgiven per this interval, per (client, source).
-    /// Default 3s.
     pub refill_every: Duration,
-    /// Failures allowed at once per source. Default 100.
+    /// Failures allowed at once per source.
     pub address_burst: u32,
-    /// One failure is forgiven per this interval, per source. Default 1s.
+    /// One failure is forgiven per this interval, per source.
     pub address_refill_every: Duration,
-    /// IPv6 sources are counted per prefix of this many bits. Default 64.
+    /// IPv6 sources are counted per prefix of this many bits.
     pub ipv6_prefix: u8,
-}
-
-impl Default for ThrottleConfig {
-    fn default() -> Self {
-        ThrottleConfig {
-            burst: 20,
-            refill_every: Duration::from_secs(3),
-            address_burst: 100,
-            address_refill_every: Duration::from_secs(1),
-            ipv6_prefix: 64,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,8 +54,8 @@ struct Buckets {
 }
 
 /// The buckets.
-#[derive(Debug, Default)]
-pub struct Throttle {
+#[derive(Debug)]
+pub(crate) struct Throttle {
     config: ThrottleConfig,
     buckets: Mutex<Buckets>,
 }
@@ -77,7 +64,7 @@ pub struct Throttle {
 /// when it authenticates.
 #[derive(Debug)]
 #[must_use = "refund the charge when the client authenticates"]
-pub struct Charge {
+pub(crate) struct Charge {
     client: Option<String>,
     source: Option<IpAddr>,
     taken: bool,
@@ -90,19 +77,19 @@ fn retry_after(level: f64, refill: Duration) -> u64 {
 
 impl Throttle {
     /// Buckets with `config`.
-    pub fn new(config: ThrottleConfig) -> Self {
-        Throttle { config, ..Throttle::default() }
+    pub(crate) fn new(config: ThrottleConfig) -> Self {
+        Throttle { config, buckets: Mutex::default() }
     }
 
     /// The settings.
-    pub fn config(&self) -> &ThrottleConfig {
+    pub(crate) fn config(&self) -> &ThrottleConfig {
         &self.config
     }
 
     /// Takes one token for `client` from `source` (a limit key) and one for
     /// `source` alone, or answers `Err(seconds)` when either bucket is
     /// empty, taking nothing.
-    pub fn admit(&self, client: Option<&str>, source: Option<IpAddr>, now: UnixTime) -> Result<Charge, u64> {
+    pub(crate) fn admit(&self, client: Option<&str>, source: Option<IpAddr>, now: UnixTime) -> Result<Charge, u64> {
         let none = Charge { client: None, source, taken: false };
         if self.config.burst == 0 {
             return Ok(none);
@@ -133,7 +120,7 @@ impl Throttle {
     }
 
     /// Gives back what `charge` took: the request authenticated.
-    pub fn refund(&self, charge: Charge, now: UnixTime) {
+    pub(crate) fn refund(&self, charge: Charge, now: UnixTime) {
         if !charge.taken {
             return;
         }
@@ -175,6 +162,19 @@ fn set<K: std::hash::Hash + Eq>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shipped limits, which these tests vary one at a time.
+    impl Default for ThrottleConfig {
+        fn default() -> Self {
+            ThrottleConfig {
+                burst: 20,
+                refill_every: Duration::from_secs(3),
+                address_burst: 100,
+                address_refill_every: Duration::from_secs(1),
+                ipv6_prefix: 64,
+            }
+        }
+    }
 
     fn addr(n: u8) -> Option<IpAddr> {
         Some(IpAddr::from([10, 0, 0, n]))

@@ -314,27 +314,169 @@ fn revoke_takes_a_kid_that_begins_with_a_dash() {
     assert!(!again.status.success() && text(&again.stderr).contains("already revoked"), "{}", text(&again.stderr));
 }
 
+/// Every command that prints, with stdout a pipe whose reader already
+/// left (`| head` that exited): no panic, no error text, exit 0.
 #[test]
-fn keys_list_on_a_closed_pipe_does_not_panic() {
+fn every_command_is_quiet_on_a_closed_pipe() {
+    use jwks_jose::{Algorithm, SigningKey};
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "[\"ES256\"]");
-    ok(&run(cmd().arg("--config").arg(&path).args(["keys", "rotate", "--now"]), b""));
-    for args in [&["keys", "list"][..], &["keys", "list", "--json"]] {
+    ok(&run(&mut with_config(&path, &["keys", "rotate", "--now"]), b""));
+    let listing: serde_json::Value =
+        serde_json::from_str(&ok(&run(&mut with_config(&path, &["keys", "list", "--json"]), b""))).unwrap();
+    let kid = listing["keys"][0]["kid"].as_str().unwrap().to_string();
+    let pem = dir.path().join("import.pem");
+    std::fs::write(&pem, pkcs8_pem(&SigningKey::generate(Algorithm::ES256, 2048).unwrap())).unwrap();
+    let pem = pem.to_str().unwrap();
+    let commands: [(&[&str], &[u8]); 13] = [
+        (&["--help"], b""),
+        (&["--version"], b""),
+        (&["keys", "rotate", "--help"], b""),
+        (&["hash-secret"], b"a secret\n"),
+        (&["clients", "new", "--id", "svc2", "--scope", "read"], b""),
+        (&["clients", "new", "--id", "svc3", "--private-key-jwt"], b""),
+        (&["check-config"], b""),
+        (&["keys", "list"], b""),
+        (&["keys", "list", "--json"], b""),
+        (&["keys", "rotate"], b""),
+        (&["keys", "rotate", "--now"], b""),
+        (&["keys", "import", "--alg", "ES256", "--pem", pem], b""),
+        (&["keys", "revoke", &kid], b""),
+    ];
+    for (args, stdin) in commands {
         let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader); // `| head` that already exited
-        let out = cmd()
-            .arg("--config")
-            .arg(&path)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(writer)
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
+        drop(reader);
+        let mut child =
+            with_config(&path, args).stdin(Stdio::piped()).stdout(writer).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
         let stderr = text(&out.stderr);
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        for noise in ["panicked", "error", "Broken pipe"] {
+            assert!(!stderr.contains(noise), "{args:?} is quiet on a closed pipe: {stderr}");
+        }
     }
+    // What the closed pipe did not stop: the import and the revocation took place.
+    let after: serde_json::Value =
+        serde_json::from_str(&ok(&run(&mut with_config(&path, &["keys", "list", "--json"]), b""))).unwrap();
+    let revoked = after["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).unwrap();
+    assert_eq!(revoked["state"], "revoked", "{after}");
+}
+
+/// Every command of the tree, as clap knows it: its `--help` has an
+/// example of itself, the values of each option that has a fixed set, the
+/// environment variables that change it, and the exit codes.
+#[test]
+fn every_command_help_has_examples_values_environment_and_exit_codes() {
+    use clap::CommandFactory;
+    fn walk(c: &clap::Command, path: Vec<String>, all: &mut Vec<(Vec<String>, clap::Command)>) {
+        all.push((path.clone(), c.clone()));
+        for sub in c.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut p = path.clone();
+            p.push(sub.get_name().to_string());
+            walk(sub, p, all);
+        }
+    }
+    let mut all = Vec::new();
+    walk(&jwks_issuer::cli::Cli::command(), Vec::new(), &mut all);
+    assert!(all.len() >= 11, "{} commands", all.len());
+    for (path, command) in &all {
+        let mut args = path.clone();
+        args.push("--help".into());
+        let help = ok(&run(cmd().args(&args), b""));
+        let name = std::iter::once("jwks-issuer".to_string()).chain(path.iter().cloned()).collect::<Vec<_>>().join(" ");
+        let examples = help.split("Examples:\n").nth(1).unwrap_or_else(|| panic!("{name}: no examples\n{help}"));
+        let examples = examples.split("\n\n").next().unwrap();
+        assert!(examples.contains(&name), "{name}: an example of itself\n{help}");
+        for needed in
+            ["Environment:", "JWKS_ISSUER_CONFIG", "RUST_LOG", "NO_COLOR", "Exit codes:", "  0  ", "  1  ", "  2  "]
+        {
+            assert!(help.contains(needed), "{name}: `{needed}` missing\n{help}");
+        }
+        let reads_config = matches!(path.first().map(String::as_str), None | Some("serve" | "check-config" | "keys"));
+        if reads_config {
+            for var in [
+                "JWKS_ISSUER_ISSUER",
+                "JWKS_ISSUER_LISTEN",
+                "JWKS_ISSUER_KEYS_DIR",
+                "JWKS_ISSUER_KEYS_POSTGRES",
+                "JWKS_ISSUER_TOKENS_TTL",
+                "JWKS_ISSUER_KEK",
+            ] {
+                assert!(help.contains(var), "{name}: `{var}` missing\n{help}");
+            }
+        }
+        for arg in command.get_arguments().filter(|a| a.get_action().takes_values()) {
+            for value in arg.get_possible_values() {
+                assert!(
+                    help.contains(value.get_name()),
+                    "{name}: value `{}` of `{}` missing\n{help}",
+                    value.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
+    // `--alg` lists every algorithm, and refuses others naming them.
+    let rotate = ok(&run(cmd().args(["keys", "rotate", "--help"]), b""));
+    for alg in jwks_jose::Algorithm::ALL {
+        assert!(rotate.contains(alg.as_str()), "{rotate}");
+    }
+    let bad = run(cmd().args(["keys", "rotate", "--alg", "HS256"]), b"");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("possible values"), "{}", text(&bad.stderr));
+}
+
+/// At a terminal, `hash-secret` prompts on it and the secret is not echoed;
+/// driven through a pseudo-terminal by Python's `pty` module.
+#[test]
+fn hash_secret_at_a_terminal_prompts_without_echo() {
+    const SCRIPT: &str = r#"
+import os, pty, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "hash-secret"])
+out = b""
+deadline = time.time() + 30
+while b"secret" not in out and time.time() < deadline:
+    out += os.read(fd, 1024)
+# Type only once the program has turned echo off, as a person would after
+# reading the prompt (if it never does, the secret shows and the test fails).
+while termios.tcgetattr(fd)[3] & termios.ECHO and time.time() < deadline:
+    time.sleep(0.01)
+os.write(fd, b"pty-s3cret-value\n")
+while time.time() < deadline:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+done, status = os.waitpid(pid, os.WNOHANG)
+while not done and time.time() < deadline:
+    time.sleep(0.01)
+    done, status = os.waitpid(pid, os.WNOHANG)
+if not done:
+    os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode("utf-8", "replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let python = match Command::new("python3").arg("--version").output() {
+        Ok(o) if o.status.success() => "python3",
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "python3 is needed for the pty test in CI");
+            eprintln!("python3 missing: pty test not run");
+            return;
+        }
+    };
+    let o = run(Command::new(python).args(["-c", SCRIPT, BIN]).env("RUST_LOG", "warn"), b"");
+    let shown = ok(&o);
+    assert!(shown.contains("secret (not shown):"), "it prompts: {shown}");
+    assert!(!shown.contains("pty-s3cret-value"), "the secret is not echoed: {shown}");
+    let hash = shown.lines().find(|l| l.starts_with("$argon2id$")).unwrap_or_else(|| panic!("a hash: {shown}"));
+    assert!(verifies(hash.trim(), "pty-s3cret-value"), "the hash is of the typed secret");
 }
 
 #[test]

@@ -277,3 +277,58 @@ fn tls_files_are_relative_to_the_config_and_need_an_https_issuer() {
     );
     assert_refused(&format!("{}\n[tls]\ncert_file = \"a.crt\"\n", base()), &["key_file"]);
 }
+
+/// The README's configuration reference states each default; writing that
+/// value into the file must change nothing, so the README and the code
+/// cannot drift apart (the code writes each default once, in the file
+/// layer).
+#[test]
+fn the_readme_defaults_are_the_code_defaults() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme.split("## Configuration reference").nth(1).unwrap();
+    let rows: Vec<(&str, &str)> = section
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .filter_map(|l| {
+            let mut cells = l.strip_prefix("| `")?.splitn(2, "` | ");
+            let key = cells.next()?;
+            let default = cells.next()?.strip_prefix('`')?.split('`').next()?;
+            Some((key, default))
+        })
+        .collect();
+    let keys: Vec<&str> = rows.iter().map(|(k, _)| *k).collect();
+    let top = "issuer = \"https://issuer.example.test\"\n";
+    let client = format!("[[clients]]\nid = \"a\"\nsecret_hash = \"{}\"\n", secret_hash());
+    let reference = format!("{:?}", load(&format!("{top}{client}")).unwrap());
+    let mut checked = 0;
+    for (key, default) in &rows {
+        if keys.contains(default) {
+            continue; // "the same as another key", not a literal
+        }
+        let value = if toml::from_str::<toml::Table>(&format!("v = {default}")).is_ok() {
+            (*default).to_string()
+        } else {
+            toml::Value::String((*default).to_string()).to_string()
+        };
+        let text = match key.split_once('.') {
+            None => format!("{key} = {value}\n{top}{client}"),
+            Some(("clients[]", k)) => format!("{top}{client}{k} = {value}\n"),
+            Some((table, k)) => format!("{top}[{table}]\n{k} = {value}\n{client}"),
+        };
+        let got = load(&text).unwrap_or_else(|e| panic!("README default of `{key}` ({default}) is refused: {e}"));
+        assert_eq!(format!("{got:?}"), reference, "README default of `{key}` ({default}) is not the code's");
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} README defaults checked: {rows:?}");
+}
+
+#[test]
+fn a_typed_value_error_names_the_line_and_the_full_key() {
+    let text = base().replace("algorithm = \"RS256\"", "algorithm = \"RS256\"\nttl = \"-5m\"");
+    let line = text.lines().position(|l| l.starts_with("ttl = \"-5m\"")).unwrap() + 1;
+    assert_refused(&text, &[&format!("line {line}, "), "key `clients[1].ttl`", "`-5m` is not a duration"]);
+    let text = base().replace("[tokens]\n", "[tokens]\nassertion_audience = \"anyone\"\n");
+    assert_refused(&text, &["key `tokens.assertion_audience`", "`issuer_or_token_endpoint`"]);
+    let text = base().replace("secret_hash = \"$", "dpop = \"always\"\nsecret_hash = \"$");
+    assert_refused(&text, &["key `clients[0].dpop`", "`required`"]);
+}

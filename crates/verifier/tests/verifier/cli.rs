@@ -232,3 +232,58 @@ async fn cli_long_line_is_answered_too_large_with_flat_memory() {
         assert!(kib < 48 * 1024, "peak RSS {kib} KiB for a 64 MiB line");
     }
 }
+
+/// `| head` that already exited: verdicts to a closed stdout end the run
+/// quietly (no panic, no error text), with the status so far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_is_quiet_on_a_closed_pipe() {
+    let k1 = es_key();
+    let mock = MockJwks::start(&[&k1]).await;
+    let url = mock.url();
+    let good = sign(&k1, &header(&k1), &claims_at(now()));
+    let out = tokio::task::spawn_blocking(move || {
+        let mut outs = Vec::new();
+        for (args, input) in [
+            (vec!["--issuer", ISS, "--jwks-uri", url.as_str(), "--audience", AUD], format!("{good}\n{good}\n")),
+            (vec!["--help"], String::new()),
+            (vec!["--version"], String::new()),
+        ] {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            let mut child = Command::new(BIN)
+                .args(&args)
+                .stdin(Stdio::piped())
+                .stdout(writer)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            outs.push((args.join(" "), child.wait_with_output().unwrap()));
+        }
+        outs
+    })
+    .await
+    .unwrap();
+    for (args, o) in out {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{args}: {stderr}");
+        assert!(stderr.is_empty(), "{args}: quiet, but said: {stderr}");
+    }
+}
+
+/// `--help` has examples, the values `--alg` takes, the environment and
+/// the exit codes.
+#[test]
+fn help_has_examples_values_environment_and_exit_codes() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needed in
+        ["Examples:\n  ", "jwks-verify --issuer", "RUST_LOG", "NO_COLOR", "Exit codes:", "  0  ", "  1  ", "  2  "]
+    {
+        assert!(help.contains(needed), "`{needed}` missing:\n{help}");
+    }
+    for alg in jwks_verifier::Algorithm::ALL {
+        assert!(help.contains(alg.as_str()), "--alg lists {alg}:\n{help}");
+    }
+}
