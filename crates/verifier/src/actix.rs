@@ -14,6 +14,14 @@
 //! base URL as app data with [`PublicBaseUrl`]; the request path is
 //! appended to it.
 //!
+//! With a DPoP [nonce policy](crate::VerifierBuilder::dpop_nonce) (RFC 9449
+//! §9), a proof without the server's nonce is answered 401
+//! `WWW-Authenticate: DPoP error="use_dpop_nonce"` with a fresh
+//! `DPoP-Nonce` header, as is every other refusal of a DPoP request; on
+//! success the fresh nonce is [`Authenticated::dpop_nonce`], and the
+//! [`send_dpop_nonce`] middleware puts it in the response
+//! (`App::new().wrap(actix_web::middleware::from_fn(send_dpop_nonce))`).
+//!
 //! Register a [`Verifier`] as app data (`App::new().app_data(verifier)` or
 //! wrapped in `web::Data`), then take [`Authenticated`] or [`Scoped`] in a
 //! handler:
@@ -48,9 +56,14 @@
 use std::{fmt, future::Future, marker::PhantomData, pin::Pin};
 
 use actix_web::{
-    FromRequest, HttpRequest, HttpResponse, ResponseError,
-    dev::Payload,
-    http::{StatusCode, header},
+    FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError,
+    body::MessageBody,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    http::{
+        StatusCode,
+        header::{self, HeaderName, HeaderValue},
+    },
+    middleware::Next,
     web,
 };
 
@@ -60,6 +73,33 @@ use crate::{Claims, Error, Verifier, dpop};
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     claims: Claims,
+    dpop_nonce: Option<String>,
+}
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+
+/// The fresh nonce the extractor leaves in the request's extensions for
+/// [`send_dpop_nonce`].
+#[derive(Debug, Clone)]
+struct FreshNonce(String);
+
+/// Middleware (for [`actix_web::middleware::from_fn`]) that adds the fresh
+/// `DPoP-Nonce` of a request whose DPoP proof the extractor accepted to the
+/// response, unless the handler set one. Refusals carry theirs already.
+pub async fn send_dpop_nonce(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let fresh = res.request().extensions().get::<FreshNonce>().cloned();
+    if let Some(FreshNonce(nonce)) = fresh
+        && !res.headers().contains_key(DPOP_NONCE)
+        && let Ok(value) = HeaderValue::from_str(&nonce)
+    {
+        res.headers_mut().insert(DPOP_NONCE, value);
+    }
+    Ok(res)
 }
 
 impl Authenticated {
@@ -71,6 +111,13 @@ impl Authenticated {
     /// The verified claims, by value.
     pub fn into_claims(self) -> Claims {
         self.claims
+    }
+
+    /// The fresh DPoP nonce to send in the response's `DPoP-Nonce` header
+    /// (RFC 9449 §9): for a DPoP request to a verifier with a nonce policy.
+    /// [`send_dpop_nonce`] sends it.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
     }
 
     /// `Ok` when the token has `scope`, else the 403 `insufficient_scope`
@@ -155,6 +202,8 @@ enum Scheme {
 pub struct AuthError {
     error: Error,
     scheme: Scheme,
+    /// The fresh `DPoP-Nonce` sent with the refusal of a DPoP request.
+    nonce: Option<String>,
 }
 
 impl fmt::Display for AuthError {
@@ -169,10 +218,12 @@ impl From<Error> for AuthError {
     /// The challenge names `DPoP` for the DPoP errors, `Bearer` otherwise.
     fn from(error: Error) -> Self {
         let scheme = match error {
-            Error::InvalidDpopProof { .. } | Error::DpopBound | Error::NotDpopBound => Scheme::Dpop,
+            Error::InvalidDpopProof { .. } | Error::UseDpopNonce { .. } | Error::DpopBound | Error::NotDpopBound => {
+                Scheme::Dpop
+            }
             _ => Scheme::Bearer,
         };
-        AuthError { error, scheme }
+        AuthError { error, scheme, nonce: None }
     }
 }
 
@@ -184,7 +235,18 @@ impl AuthError {
 
     /// An error of a request that used the `DPoP` scheme.
     fn dpop(error: Error) -> Self {
-        AuthError { error, scheme: Scheme::Dpop }
+        AuthError { error, scheme: Scheme::Dpop, nonce: None }
+    }
+
+    /// The same refusal with a fresh `DPoP-Nonce`.
+    fn with_nonce(mut self, nonce: Option<String>) -> Self {
+        self.nonce = nonce;
+        self
+    }
+
+    /// The fresh `DPoP-Nonce` the answer carries, if any.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.nonce.as_deref()
     }
 
     /// A fixed, client-safe description (no token or key details).
@@ -207,6 +269,7 @@ impl AuthError {
             Error::MissingToken => "no access token",
             Error::JwksUnavailable { .. } | Error::Config { .. } => "the token cannot be verified now",
             Error::InvalidDpopProof { .. } => "the DPoP proof is invalid",
+            Error::UseDpopNonce { .. } => "the DPoP proof must carry the nonce in the DPoP-Nonce header",
             Error::DpopBound => "the access token is DPoP-bound: use the DPoP scheme with a proof",
             Error::NotDpopBound => "the access token is not DPoP-bound: use the Bearer scheme",
         }
@@ -219,6 +282,7 @@ impl AuthError {
     fn client_description(&self) -> String {
         match &self.error {
             Error::InvalidDpopProof { reason } => jwks_jose::text::error_description(&reason.to_string(), 200),
+            Error::UseDpopNonce { reason } => jwks_jose::text::error_description(reason, 200),
             _ => self.description().to_owned(),
         }
     }
@@ -234,6 +298,7 @@ impl AuthError {
             }
             Error::Config { .. } => Some("server_error"),
             Error::InvalidDpopProof { .. } => Some("invalid_dpop_proof"),
+            Error::UseDpopNonce { .. } => Some("use_dpop_nonce"),
             _ => Some("invalid_token"),
         }
     }
@@ -282,7 +347,7 @@ impl ResponseError for AuthError {
                     format!(r#"{scheme} error="insufficient_scope", error_description="{description}", scope="{scope}"{algs}"#),
                 ));
             }
-            (_, Some(code @ ("invalid_token" | "invalid_dpop_proof"))) => {
+            (_, Some(code @ ("invalid_token" | "invalid_dpop_proof" | "use_dpop_nonce"))) => {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
                     format!(r#"{scheme} error="{code}", error_description="{description}"{algs}"#),
@@ -297,6 +362,9 @@ impl ResponseError for AuthError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "30"));
+        }
+        if let Some(value) = self.nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            response.insert_header((DPOP_NONCE, value));
         }
         match code {
             None => response.json(serde_json::json!({ "error_description": description })),
@@ -387,12 +455,28 @@ impl FromRequest for Authenticated {
         let found = verifier(req).map_err(AuthError::from).and_then(|v| Ok((v, credentials(req)?)));
         let method = req.method().as_str().to_owned();
         let url = request_url(req);
+        let req = req.clone();
         Box::pin(async move {
-            match found? {
-                (verifier, Credentials::Bearer(token)) => Ok(Authenticated { claims: verifier.verify(&token).await? }),
-                (verifier, Credentials::Dpop { token, proof }) => {
-                    let claims = verifier.verify_dpop(&token, &proof, &method, &url).await.map_err(AuthError::dpop)?;
-                    Ok(Authenticated { claims })
+            let (verifier, credentials) = match found {
+                Ok(found) => found,
+                // A refused DPoP request still learns the current nonce.
+                Err(e) if e.scheme == Scheme::Dpop => {
+                    return Err(e.with_nonce(verifier(&req).ok().and_then(|v| v.dpop_nonce())));
+                }
+                Err(e) => return Err(e),
+            };
+            match credentials {
+                Credentials::Bearer(token) => {
+                    Ok(Authenticated { claims: verifier.verify(&token).await?, dpop_nonce: None })
+                }
+                Credentials::Dpop { token, proof } => {
+                    let verified = verifier.verify_dpop(&token, &proof, &method, &url).await;
+                    let nonce = verifier.dpop_nonce();
+                    let claims = verified.map_err(|e| AuthError::dpop(e).with_nonce(nonce.clone()))?;
+                    if let Some(n) = &nonce {
+                        req.extensions_mut().insert(FreshNonce(n.clone()));
+                    }
+                    Ok(Authenticated { claims, dpop_nonce: nonce })
                 }
             }
         })
@@ -407,7 +491,7 @@ impl<S: Scope + 'static> FromRequest for Scoped<S> {
         let auth = Authenticated::from_request(req, payload);
         Box::pin(async move {
             let auth = auth.await?;
-            auth.require_scope(S::NAME)?;
+            auth.require_scope(S::NAME).map_err(|e| e.with_nonce(auth.dpop_nonce.clone()))?;
             Ok(Scoped { auth, _scope: PhantomData })
         })
     }

@@ -7,6 +7,7 @@ mod cli;
 mod dpop;
 #[cfg(feature = "actix")]
 mod extractor;
+mod nonce;
 mod rules;
 mod support;
 mod telemetry;
