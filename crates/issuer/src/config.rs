@@ -79,12 +79,28 @@ struct FileAdmin {
 struct FileDpop {
     #[serde(default = "default_dpop_iat_window")]
     iat_window: String,
+    /// `[dpop] nonce`: "off", "allowed" or "required". Default "allowed".
+    #[serde(default = "default_dpop_nonce")]
+    nonce: String,
+    /// `[dpop] nonce_step`: the nonce time step. Default 60s.
+    #[serde(default = "default_dpop_nonce_step")]
+    nonce_step: String,
 }
 
 impl Default for FileDpop {
     fn default() -> Self {
-        FileDpop { iat_window: default_dpop_iat_window() }
+        FileDpop {
+            iat_window: default_dpop_iat_window(),
+            nonce: default_dpop_nonce(),
+            nonce_step: default_dpop_nonce_step(),
+        }
     }
+}
+fn default_dpop_nonce() -> String {
+    "allowed".into()
+}
+fn default_dpop_nonce_step() -> String {
+    "60s".into()
 }
 fn default_dpop_iat_window() -> String {
     "60s".into()
@@ -261,6 +277,8 @@ struct FileClient {
     algorithm: Option<String>,
     ttl: Option<String>,
     dpop: Option<String>,
+    /// `clients[].dpop_nonce`: overrides `[dpop] nonce` for this client.
+    dpop_nonce: Option<String>,
 }
 
 /// The validated configuration.
@@ -283,6 +301,13 @@ pub struct Config {
     /// `[dpop] iat_window`: how far a DPoP proof's `iat` may be from now,
     /// either side; its `jti` is remembered that long. Default 60s.
     pub dpop_iat_window: Duration,
+    /// `[dpop] nonce`: whether DPoP proofs carry server nonces (RFC 9449
+    /// §8), `"off"`, `"allowed"` or `"required"`; clients may override it
+    /// with `dpop_nonce`. Default `"allowed"`.
+    pub dpop_nonce: DpopNonceMode,
+    /// `[dpop] nonce_step`: the time step of DPoP nonces; a nonce is
+    /// accepted during its step and the next. Default 60s.
+    pub dpop_nonce_step: Duration,
     /// The registered clients.
     pub clients: Vec<ClientConfig>,
     /// `[server] trusted_proxies`: peers whose `Forwarded` /
@@ -332,7 +357,7 @@ pub struct TokensConfig {
     pub assertion_audience: crate::oauth::assertion::AssertionAudience,
 }
 
-pub use crate::oauth::client::{ClientAuth, ClientConfig, DpopMode, is_scope_char};
+pub use crate::oauth::client::{ClientAuth, ClientConfig, DpopMode, DpopNonceMode, is_scope_char};
 
 /// Parses a humantime duration such as `15m` or `30d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -555,7 +580,22 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
                 return Err(format!("key `{}`: `{other}` is not \"allowed\" or \"required\"", at("dpop")));
             }
         };
-        clients.push(ClientConfig { id: c.id, auth, scopes: c.scopes, audiences: c.audiences, algorithm, ttl, dpop });
+        let dpop_nonce = match c.dpop_nonce.as_deref() {
+            None => None,
+            Some(v) => Some(DpopNonceMode::parse(v).ok_or_else(|| {
+                format!("key `{}`: `{v}` is not \"off\", \"allowed\" or \"required\"", at("dpop_nonce"))
+            })?),
+        };
+        clients.push(ClientConfig {
+            id: c.id,
+            auth,
+            scopes: c.scopes,
+            audiences: c.audiences,
+            algorithm,
+            ttl,
+            dpop,
+            dpop_nonce,
+        });
     }
     let throttle = crate::oauth::throttle::ThrottleConfig {
         burst: file.throttle.burst,
@@ -592,6 +632,13 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         return Err("key `throttle.address_burst`: must be at least 1 while `throttle.burst` is on".into());
     }
     let dpop_iat_window = duration("dpop.iat_window", &file.dpop.iat_window)?;
+    let dpop_nonce = DpopNonceMode::parse(&file.dpop.nonce).ok_or_else(|| {
+        format!("key `dpop.nonce`: `{}` is not \"off\", \"allowed\" or \"required\"", file.dpop.nonce)
+    })?;
+    let dpop_nonce_step = duration("dpop.nonce_step", &file.dpop.nonce_step)?;
+    if dpop_nonce_step.as_secs() == 0 {
+        return Err("key `dpop.nonce_step`: must be at least 1s".into());
+    }
     Ok(Config {
         path: path.to_path_buf(),
         issuer,
@@ -601,6 +648,8 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {
         tokens,
         throttle,
         dpop_iat_window,
+        dpop_nonce,
+        dpop_nonce_step,
         clients,
         trusted_proxies,
         argon2_workers,
@@ -674,6 +723,8 @@ impl Config {
             token_endpoint: self.token_endpoint(),
             default_audience: self.tokens.audience.clone(),
             dpop_iat_window: self.dpop_iat_window,
+            dpop_nonce: self.dpop_nonce,
+            dpop_nonce_step: self.dpop_nonce_step,
             assertion_audience: self.tokens.assertion_audience,
             assertion_max_lifetime: self.tokens.assertion_max_lifetime,
             throttle: self.throttle,

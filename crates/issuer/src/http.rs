@@ -56,7 +56,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let shared: Option<Arc<dyn SharedClaims>> =
             if keyring.store().shares_claims() { Some(Arc::new(StoreClaims(keyring.clone()))) } else { None };
-        let token = TokenService::new(
+        let mut token = TokenService::new(
             config.token_settings(),
             &config.clients,
             keyring.clone(),
@@ -64,6 +64,15 @@ impl AppState {
             metrics.clone(),
             clock.clone(),
         )?;
+        if token.dpop_nonces_on() {
+            match crate::keys::store::kek_from_env()? {
+                Some(kek) => token.use_dpop_nonce_secret(&kek)?,
+                None => tracing::warn!(
+                    "DPoP nonces use a random per-process secret because JWKS_ISSUER_KEK is not set: replicas \
+                     refuse each other's nonces (set the same JWKS_ISSUER_KEK on every replica)"
+                ),
+            }
+        }
         let edge = Edge { clock: clock.clone(), trusted_proxies: config.trusted_proxies.clone() };
         Ok(AppState {
             config,

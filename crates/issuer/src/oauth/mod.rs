@@ -20,7 +20,7 @@ pub mod secret;
 pub mod service;
 pub mod throttle;
 
-pub use client::{ClientAuth, ClientConfig, DpopMode};
+pub use client::{ClientAuth, ClientConfig, DpopMode, DpopNonceMode};
 pub use clients::Clients;
 pub use error::OAuthError;
 pub use service::{Issued, TokenService, TokenSettings};
