@@ -256,3 +256,79 @@ mod extractor {
         assert_ne!(header(&resp, "DPoP-Nonce").unwrap(), nonce);
     }
 }
+
+/// `jwks-verify --dpop-nonce required --dpop-nonce-secret-file`.
+mod cli {
+    use std::{
+        io::{BufRead, BufReader, Write},
+        process::{Command, Stdio},
+    };
+
+    use jwks_jose::thumbprint;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jwks_verify_answers_use_dpop_nonce_with_the_nonce_and_accepts_the_retry() {
+        let now = crate::cli::now();
+        let issuer = es_key();
+        let client = es_key();
+        let mock = MockJwks::start(&[&issuer]).await;
+        let jwks_uri = mock.url();
+        let mut c = claims_at(now);
+        c["cnf"] = json!({"jkt": thumbprint(&client.public_jwk()).unwrap()});
+        let token = sign(&issuer, &header(&issuer), &c);
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("nonce-secret");
+        std::fs::write(&secret, format!("{}\n", b64::encode(SECRET))).unwrap();
+
+        let answers = tokio::task::spawn_blocking(move || {
+            let mut child = Command::new(crate::cli::BIN)
+                .args(["--issuer", ISS, "--jwks-uri", &jwks_uri, "--audience", AUD, "--dpop-nonce", "required"])
+                .arg("--dpop-nonce-secret-file")
+                .arg(&secret)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let mut stdout = BufReader::new(child.stdout.take().unwrap());
+            let mut ask = |line: String| -> Value {
+                writeln!(stdin, "{line}").unwrap();
+                stdin.flush().unwrap();
+                let mut out = String::new();
+                stdout.read_line(&mut out).unwrap();
+                serde_json::from_str(&out).unwrap()
+            };
+            let captured = |p: String| json!({"token": token, "dpop": p, "method": "GET", "url": URL}).to_string();
+            let first = ask(captured(proof(&client, &token, now, "cli-1", None)));
+            let nonce = first["dpop_nonce"].as_str().unwrap_or_default().to_owned();
+            let retry = ask(captured(proof(&client, &token, now, "cli-1", Some(&nonce))));
+            drop(stdin);
+            (first, retry, child.wait().unwrap())
+        })
+        .await
+        .unwrap();
+        let (first, retry, _status) = answers;
+        assert_eq!(
+            (first["valid"].clone(), first["error"].clone()),
+            (json!(false), json!("use_dpop_nonce")),
+            "{first}"
+        );
+        assert_eq!(first["dpop_nonce"].as_str().map(str::len), Some(jwks_jose::nonce::NONCE_LEN), "{first}");
+        assert_eq!(retry["valid"], true, "{retry}");
+        assert!(retry["dpop_nonce"].is_string(), "{retry}");
+    }
+
+    #[test]
+    fn jwks_verify_refuses_a_nonce_mode_without_a_secret_file() {
+        let out = Command::new(crate::cli::BIN)
+            .args(["--issuer", ISS, "--jwks-uri", "http://127.0.0.1:9/jwks", "--audience", AUD])
+            .args(["--dpop-nonce", "required"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--dpop-nonce-secret-file"));
+    }
+}
