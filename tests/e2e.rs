@@ -21,6 +21,8 @@ mod common;
 mod config;
 #[path = "e2e/dpop.rs"]
 mod dpop;
+#[path = "e2e/dpop_nonce.rs"]
+mod dpop_nonce;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/interop.rs"]

@@ -47,7 +47,7 @@ impl AppState {
             KeyStoreConfig::Dir(_) => None,
             KeyStoreConfig::Postgres(url) => Some(Arc::new(PgClaims::new(url))),
         };
-        let token = TokenService::new(
+        let mut token = TokenService::new(
             config.token_settings(),
             &config.clients,
             keyring.clone(),
@@ -55,6 +55,15 @@ impl AppState {
             metrics.clone(),
             clock.clone(),
         )?;
+        if token.dpop_nonces_on() {
+            match crate::keys::kek::kek_from_env()? {
+                Some(kek) => token.use_dpop_nonce_secret(&kek)?,
+                None => tracing::warn!(
+                    "DPoP nonces use a random per-process secret because JWKS_ISSUER_KEK is not set: replicas \
+                     refuse each other's nonces (set the same JWKS_ISSUER_KEK on every replica)"
+                ),
+            }
+        }
         let edge = Edge { clock: clock.clone(), trusted_proxies: config.trusted_proxies.clone() };
         Ok(AppState {
             config,

@@ -32,7 +32,7 @@ pub mod config;
 mod error;
 pub mod http;
 pub mod keys;
-pub(crate) mod metrics;
+pub mod metrics;
 pub mod oauth;
 pub(crate) mod serve;
 pub mod tls;

@@ -29,13 +29,14 @@ const DAMAGED: &str = "jwks_issuer_damaged_key_files";
 /// The RFC 6749 (and RFC 9449) codes that `OAuthError::code` returns,
 /// registered up front; a code not listed here is registered when first
 /// seen.
-const ERROR_CODES: [&str; 8] = [
+const ERROR_CODES: [&str; 9] = [
     "invalid_request",
     "invalid_client",
     "unsupported_grant_type",
     "invalid_scope",
     "invalid_target",
     "invalid_dpop_proof",
+    "use_dpop_nonce",
     "temporarily_unavailable",
     "server_error",
 ];

@@ -29,6 +29,10 @@ pub enum Error {
     /// A signature that does not verify.
     #[error("signature verification failed")]
     BadSignature,
+    /// A server nonce (RFC 9449 §8) that is malformed, not made with this
+    /// key, expired, or of a later time step; the reason says which.
+    #[error("invalid nonce: {0}")]
+    InvalidNonce(&'static str),
     /// The crypto backend failed (random source, signing, sealing).
     #[error("crypto backend failure: {0}")]
     Crypto(&'static str),

@@ -7,7 +7,7 @@
 //!
 //! It is also the ground floor both programs stand on: the injected
 //! [`clock`] and [`clock::UnixTime`], the bounded single-use [`replay`]
-//! cache, and the [`text`] helpers for messages built from untrusted input.
+//! cache, the stateless DPoP [`nonce`]s, and the [`text`] helpers for messages built from untrusted input.
 //! No async runtime, HTTP client or web framework enters this crate.
 //!
 //! The backend is chosen by cargo feature: `aws-lc-rs` (default) or `ring`
@@ -40,6 +40,7 @@ pub mod compact;
 pub mod crypto;
 mod error;
 mod jwk;
+pub mod nonce;
 pub mod replay;
 mod signing;
 pub mod text;

@@ -13,13 +13,20 @@
 //! Tokens are accepted as `Authorization: Bearer`, or, when DPoP-bound,
 //! only as `Authorization: DPoP` with a `DPoP` proof header (RFC 9449).
 //!
+//! With `--dpop-nonce allowed|required --dpop-nonce-secret-file FILE`, DPoP
+//! proofs must carry the server's nonce (RFC 9449 §9): refusals say
+//! `use_dpop_nonce` with a `DPoP-Nonce` header, and successes send a fresh one.
+//!
 //! Options may also come from the environment: `ISSUER`, `AUDIENCE`, `BIND`.
 
-use actix_web::{App, HttpResponse, HttpServer, get, post, web};
+use std::{path::PathBuf, sync::Arc};
+
+use actix_web::{App, HttpResponse, HttpServer, get, middleware::from_fn, post, web};
 use clap::Parser;
 use jwks_verifier::{
     Verifier,
-    actix::{Authenticated, PublicBaseUrl, Scope, Scoped},
+    actix::{Authenticated, PublicBaseUrl, Scope, Scoped, send_dpop_nonce},
+    nonce::{NonceMode, StatelessNonces},
 };
 use serde_json::json;
 
@@ -38,6 +45,30 @@ struct Args {
     /// connection (behind a proxy): the base of DPoP proofs' `htu`.
     #[arg(long, env = "PUBLIC_URL")]
     public_url: Option<String>,
+    /// DPoP server nonces (RFC 9449 §9): off, allowed or required.
+    #[arg(long, default_value = "off", value_parser = ["off", "allowed", "required"])]
+    dpop_nonce: String,
+    /// The file holding the nonce secret (at least 16 bytes; a final
+    /// newline is ignored), the same for every replica.
+    #[arg(long)]
+    dpop_nonce_secret_file: Option<PathBuf>,
+}
+
+/// The nonce policy of the options.
+fn nonce_policy(args: &Args) -> std::io::Result<Option<StatelessNonces>> {
+    let mode = match args.dpop_nonce.as_str() {
+        "off" => return Ok(None),
+        other => other.parse::<NonceMode>().map_err(std::io::Error::other)?,
+    };
+    let path = args.dpop_nonce_secret_file.as_ref().ok_or_else(|| {
+        std::io::Error::other("--dpop-nonce-secret-file is required with --dpop-nonce allowed or required")
+    })?;
+    let mut secret = std::fs::read(path)?;
+    while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        secret.pop();
+    }
+    let step = std::time::Duration::from_secs(60);
+    StatelessNonces::new(&secret, step, mode).map(Some).map_err(std::io::Error::other)
 }
 
 struct Read;
@@ -81,12 +112,11 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let verifier = Verifier::builder()
-        .issuer(&args.issuer)
-        .audience(&args.audience)
-        .build()
-        .await
-        .map_err(|e| std::io::Error::other(format!("verifier: {e}")))?;
+    let mut builder = Verifier::builder().issuer(&args.issuer).audience(&args.audience);
+    if let Some(nonces) = nonce_policy(&args)? {
+        builder = builder.dpop_nonce(Arc::new(nonces));
+    }
+    let verifier = builder.build().await.map_err(|e| std::io::Error::other(format!("verifier: {e}")))?;
     tracing::info!(issuer = %args.issuer, audience = %args.audience, bind = %args.bind, "resource server starting");
     let data = web::Data::new(verifier);
     let public_url = match &args.public_url {
@@ -94,7 +124,7 @@ async fn main() -> std::io::Result<()> {
         None => None,
     };
     HttpServer::new(move || {
-        let mut app = App::new().app_data(data.clone());
+        let mut app = App::new().wrap(from_fn(send_dpop_nonce)).app_data(data.clone());
         if let Some(base) = &public_url {
             app = app.app_data(base.clone());
         }

@@ -48,15 +48,20 @@
 use std::{fmt, future::Future, marker::PhantomData, pin::Pin};
 
 use actix_web::{
-    FromRequest, HttpRequest, HttpResponse, ResponseError,
-    dev::Payload,
-    http::{StatusCode, header},
+    FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError,
+    body::MessageBody,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    http::{
+        StatusCode,
+        header::{self, HeaderName, HeaderValue},
+    },
+    middleware::Next,
     web,
 };
 
 use crate::{
     Claims, Error, MultiVerifier, ProtectedResource, Verifier,
-    answer::{ChallengeOptions, Refusal},
+    answer::{ChallengeOptions, Refusal, Scheme},
     credentials::{self, Credentials},
 };
 pub use crate::{PublicBaseUrl, Scope};
@@ -66,6 +71,33 @@ pub use crate::{PublicBaseUrl, Scope};
 pub struct Authenticated {
     claims: Claims,
     options: ChallengeOptions,
+    dpop_nonce: Option<String>,
+}
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+
+/// The fresh nonce the extractor leaves in the request's extensions for
+/// [`send_dpop_nonce`].
+#[derive(Debug, Clone)]
+struct FreshNonce(String);
+
+/// Middleware (for [`actix_web::middleware::from_fn`]) that adds the fresh
+/// `DPoP-Nonce` of a request whose DPoP proof the extractor accepted to the
+/// response, unless the handler set one. Refusals carry theirs already.
+pub async fn send_dpop_nonce(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let fresh = res.request().extensions().get::<FreshNonce>().cloned();
+    if let Some(FreshNonce(nonce)) = fresh
+        && !res.headers().contains_key(DPOP_NONCE)
+        && let Ok(value) = HeaderValue::from_str(&nonce)
+    {
+        res.headers_mut().insert(DPOP_NONCE, value);
+    }
+    Ok(res)
 }
 
 impl Authenticated {
@@ -79,13 +111,22 @@ impl Authenticated {
         self.claims
     }
 
+    /// The fresh DPoP nonce to send in the response's `DPoP-Nonce` header
+    /// (RFC 9449 §9): for a DPoP request to a verifier with a nonce policy.
+    /// [`send_dpop_nonce`] sends it.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
+    }
+
     /// `Ok` when the token has `scope`, else the 403 `insufficient_scope`
     /// answer, for use with `?` in a handler.
     pub fn require_scope(&self, scope: &str) -> Result<(), AuthError> {
         if self.claims.has_scope(scope) {
             Ok(())
         } else {
-            Err(AuthError::from(Error::InsufficientScope { scope: scope.to_owned() }).with_options(&self.options))
+            Err(AuthError::from(Error::InsufficientScope { scope: scope.to_owned() })
+                .with_options(&self.options)
+                .with_nonce(self.dpop_nonce.clone()))
         }
     }
 }
@@ -128,6 +169,8 @@ impl<S: Scope> Scoped<S> {
 pub struct AuthError {
     refusal: Refusal,
     options: ChallengeOptions,
+    /// The fresh `DPoP-Nonce` sent with the refusal of a DPoP request.
+    nonce: Option<String>,
 }
 
 impl fmt::Display for AuthError {
@@ -141,7 +184,7 @@ impl std::error::Error for AuthError {}
 impl From<Error> for AuthError {
     /// The challenge names `DPoP` for the DPoP errors, `Bearer` otherwise.
     fn from(error: Error) -> Self {
-        AuthError { refusal: Refusal::from(error), options: ChallengeOptions::default() }
+        AuthError { refusal: Refusal::from(error), options: ChallengeOptions::default(), nonce: None }
     }
 }
 
@@ -152,7 +195,18 @@ impl AuthError {
     }
 
     fn from_refusal(refusal: Refusal) -> Self {
-        AuthError { refusal, options: ChallengeOptions::default() }
+        AuthError { refusal, options: ChallengeOptions::default(), nonce: None }
+    }
+
+    /// The same refusal with a fresh `DPoP-Nonce`.
+    fn with_nonce(mut self, nonce: Option<String>) -> Self {
+        self.nonce = nonce;
+        self
+    }
+
+    /// The fresh `DPoP-Nonce` the answer carries, if any.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.nonce.as_deref()
     }
 
     fn with_options(mut self, options: &ChallengeOptions) -> Self {
@@ -174,6 +228,9 @@ impl ResponseError for AuthError {
         }
         for (name, value) in answer.headers {
             response.append_header((name, value));
+        }
+        if let Some(value) = self.nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            response.insert_header((DPOP_NONCE, value));
         }
         response.content_type("application/json").body(answer.body)
     }
@@ -248,14 +305,32 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let options = challenge_options(req);
+        let registered = verifier(req).ok();
         let found = verifier(req).map_err(AuthError::from).and_then(|v| Ok((v, credentials(req)?)));
         let method = req.method().as_str().to_owned();
         let url = request_url(req);
+        let req = req.clone();
         Box::pin(async move {
-            let (verifier, found) = found.map_err(|e| e.with_options(&options))?;
-            match credentials::verify(&verifier, found, &method, &url).await {
-                Ok(claims) => Ok(Authenticated { claims, options }),
-                Err(refusal) => Err(AuthError::from_refusal(refusal).with_options(&options)),
+            let (verifier, found) = match found {
+                Ok(found) => found,
+                // A refused DPoP request still learns the current nonce.
+                Err(e) if e.refusal.scheme() == Scheme::Dpop => {
+                    let nonce = registered.and_then(|v| v.dpop_nonce());
+                    return Err(e.with_options(&options).with_nonce(nonce));
+                }
+                Err(e) => return Err(e.with_options(&options)),
+            };
+            let dpop = matches!(found, Credentials::Dpop { .. });
+            let verified = credentials::verify(&verifier, found, &method, &url).await;
+            let nonce = if dpop { verifier.dpop_nonce() } else { None };
+            match verified {
+                Ok(claims) => {
+                    if let Some(n) = &nonce {
+                        req.extensions_mut().insert(FreshNonce(n.clone()));
+                    }
+                    Ok(Authenticated { claims, options, dpop_nonce: nonce })
+                }
+                Err(refusal) => Err(AuthError::from_refusal(refusal).with_options(&options).with_nonce(nonce)),
             }
         })
     }

@@ -156,6 +156,7 @@ impl Refusal {
             Error::MissingToken => "no access token",
             Error::JwksUnavailable { .. } | Error::Config { .. } => "the token cannot be verified now",
             Error::InvalidDpopProof { .. } => "the DPoP proof is invalid",
+            Error::UseDpopNonce { .. } => "the DPoP proof must carry the nonce in the DPoP-Nonce header",
             Error::DpopBound => "the access token is DPoP-bound: use the DPoP scheme with a proof",
             Error::NotDpopBound => "the access token is not DPoP-bound: use the Bearer scheme",
         }
@@ -167,6 +168,7 @@ impl Refusal {
     fn client_description(&self) -> String {
         match &self.error {
             Error::InvalidDpopProof { reason } => jwks_jose::text::error_description(&reason.to_string(), 200),
+            Error::UseDpopNonce { reason } => jwks_jose::text::error_description(reason, 200),
             _ => self.description().to_owned(),
         }
     }
@@ -182,6 +184,7 @@ impl Refusal {
             }
             Error::Config { .. } => Some("server_error"),
             Error::InvalidDpopProof { .. } => Some("invalid_dpop_proof"),
+            Error::UseDpopNonce { .. } => Some("use_dpop_nonce"),
             _ => Some("invalid_token"),
         }
     }
@@ -217,7 +220,7 @@ impl Refusal {
                     quoted(scope)
                 ));
             }
-            (_, Some(code @ ("invalid_token" | "invalid_dpop_proof"))) => {
+            (_, Some(code @ ("invalid_token" | "invalid_dpop_proof" | "use_dpop_nonce"))) => {
                 let m = metadata.as_deref().map(|m| format!(", {m}")).unwrap_or_default();
                 challenges.push(format!(r#"{scheme} error="{code}", error_description="{description}"{algs}{m}"#));
             }

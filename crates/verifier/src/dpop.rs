@@ -48,7 +48,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use jwks_jose::{Algorithm, Jwk, b64, compact, crypto};
 use serde_json::{Map, Value};
@@ -60,6 +63,7 @@ use crate::{
     clock::{UnixTime, unix_seconds},
     error::truncated,
     json::parse_object,
+    nonce::{self, Freshness, NoncePolicy},
 };
 
 pub use crate::proof::{ALGORITHMS, MAX_JTI_LEN, MAX_PROOF_LEN, PROOF_TYPE, ProofError};
@@ -150,19 +154,50 @@ pub fn verify_proof(
     iat_window: Duration,
     replay: &dyn ReplayGuard,
 ) -> Result<ProofKey, Error> {
-    let checked = check_proof(proof, request, unix_seconds(now), iat_window.as_secs())?;
-    Ok(record(checked, unix_seconds(now), iat_window.as_secs(), replay)?)
+    let checked = check_proof(proof, request, unix_seconds(now), iat_window.as_secs(), None)?;
+    Ok(record(checked, unix_seconds(now), replay)?)
+}
+
+/// [`verify_proof`] with a server nonce policy (RFC 9449 §8, §9): after
+/// every other check of the proof, the [`crate::nonce`] rule; its refusals
+/// are [`Error::UseDpopNonce`], and then nothing is recorded. A proof whose
+/// `iat` is outside `iat_window` is accepted when its nonce is valid, and
+/// its `jti` is then kept for the nonce's [`max_age`](NoncePolicy::max_age).
+pub fn verify_proof_with_nonce(
+    proof: &str,
+    request: &Request<'_>,
+    now: SystemTime,
+    iat_window: Duration,
+    replay: &dyn ReplayGuard,
+    nonce: &dyn NoncePolicy,
+) -> Result<ProofKey, Error> {
+    let checked = check_proof(proof, request, unix_seconds(now), iat_window.as_secs(), Some(nonce))?;
+    Ok(record(checked, unix_seconds(now), replay)?)
+}
+
+/// A proof that passed every check but the replay, and how long its `jti`
+/// must stay recorded.
+#[derive(Debug)]
+struct Checked {
+    key: ProofKey,
+    until: u64,
 }
 
 /// Every check but the replay.
-fn check_proof(proof: &str, request: &Request<'_>, now: u64, window: u64) -> Result<ProofKey, ProofError> {
+fn check_proof(
+    proof: &str,
+    request: &Request<'_>,
+    now: u64,
+    window: u64,
+    nonce: Option<&dyn NoncePolicy>,
+) -> Result<Checked, Error> {
     if proof.len() > MAX_PROOF_LEN {
-        return Err(ProofError::TooLarge { len: proof.len() });
+        return Err(ProofError::TooLarge { len: proof.len() }.into());
     }
     let parts = compact::split(proof, MAX_PROOF_LEN).map_err(|e| ProofError::Malformed(e.to_string()))?;
     let header = parse_object(&parts.header).map_err(|e| ProofError::Malformed(format!("header: {e}")))?;
     if !matches!(header.get("typ"), Some(Value::String(t)) if crate::token::type_matches(t, PROOF_TYPE)) {
-        return Err(ProofError::WrongType);
+        return Err(ProofError::WrongType.into());
     }
     let alg = match header.get("alg") {
         Some(Value::String(name)) => name
@@ -170,16 +205,16 @@ fn check_proof(proof: &str, request: &Request<'_>, now: u64, window: u64) -> Res
             .ok()
             .filter(|a| ALGORITHMS.contains(a))
             .ok_or_else(|| ProofError::UnsupportedAlg(truncated(name)))?,
-        Some(_) => return Err(ProofError::Malformed("header `alg` is not a string".into())),
-        None => return Err(ProofError::Malformed("header has no `alg`".into())),
+        Some(_) => return Err(ProofError::Malformed("header `alg` is not a string".into()).into()),
+        None => return Err(ProofError::Malformed("header has no `alg`".into()).into()),
     };
     if header.contains_key("crit") {
-        return Err(ProofError::UnsupportedCrit);
+        return Err(ProofError::UnsupportedCrit.into());
     }
     let jwk = public_jwk(&header)?;
     let key = jwk.verifying_key().map_err(|e| ProofError::BadKey(e.to_string()))?;
     if key.algorithm() != alg {
-        return Err(ProofError::BadKey(format!("a {} key cannot verify {alg}", jwk.kty)));
+        return Err(ProofError::BadKey(format!("a {} key cannot verify {alg}", jwk.kty)).into());
     }
     key.verify(parts.signing_input.as_bytes(), &parts.signature).map_err(|_| ProofError::BadSignature)?;
     let jkt = jwks_jose::thumbprint(&jwk).map_err(|e| ProofError::BadKey(e.to_string()))?;
@@ -187,44 +222,61 @@ fn check_proof(proof: &str, request: &Request<'_>, now: u64, window: u64) -> Res
     let claims = parse_object(&parts.payload).map_err(|e| ProofError::Malformed(format!("claims: {e}")))?;
     let jti = string_claim(&claims, "jti")?;
     if jti.is_empty() || jti.chars().count() > MAX_JTI_LEN {
-        return Err(ProofError::Malformed(format!("`jti` must be 1 to {MAX_JTI_LEN} characters")));
+        return Err(ProofError::Malformed(format!("`jti` must be 1 to {MAX_JTI_LEN} characters")).into());
     }
     if string_claim(&claims, "htm")? != request.method {
-        return Err(ProofError::WrongMethod);
+        return Err(ProofError::WrongMethod.into());
     }
     if !same_url(string_claim(&claims, "htu")?, request.url) {
-        return Err(ProofError::WrongUrl);
+        return Err(ProofError::WrongUrl.into());
     }
     let iat = match claims.get("iat") {
-        None => return Err(ProofError::MissingClaim("iat")),
+        None => return Err(ProofError::MissingClaim("iat").into()),
         Some(v) => numeric_date_value(v).ok_or_else(|| ProofError::Malformed("`iat` is not a NumericDate".into()))?,
     };
-    if iat < now.saturating_sub(window) {
-        return Err(ProofError::Stale { iat, now });
-    }
-    if iat > now.saturating_add(window) {
-        return Err(ProofError::Future { iat, now });
+    let iat_error = if iat < now.saturating_sub(window) {
+        Some(ProofError::Stale { iat, now })
+    } else if iat > now.saturating_add(window) {
+        Some(ProofError::Future { iat, now })
+    } else {
+        None
+    };
+    if let (None, Some(e)) = (nonce, &iat_error) {
+        return Err(e.clone().into());
     }
     if let Some(token) = request.access_token {
         let found = string_claim(&claims, "ath")?;
         // Both sides are public values; a plain comparison leaks nothing.
         if found != ath(token) {
-            return Err(ProofError::WrongAth);
+            return Err(ProofError::WrongAth.into());
         }
     }
-    Ok(ProofKey { jkt, alg, jti: jti.to_owned(), iat })
+    let nonce_claim = match claims.get("nonce") {
+        None => None,
+        Some(Value::String(n)) => Some(n.as_str()),
+        Some(_) => return Err(ProofError::Malformed("`nonce` is not a string".into()).into()),
+    };
+    // The `jti` is kept while the proof could be accepted again: until its
+    // `iat` leaves the window, or its nonce expires.
+    let mut until = iat.saturating_add(window).saturating_add(1);
+    if let Some(policy) = nonce
+        && nonce::rule(policy, nonce_claim, iat_error.is_none(), UnixTime::from_secs(now))? == Freshness::ByNonce
+    {
+        until = until.max(now.saturating_add(policy.max_age().as_secs()).saturating_add(1));
+    }
+    Ok(Checked { key: ProofKey { jkt, alg, jti: jti.to_owned(), iat }, until })
 }
 
-/// Records the proof's `jti`, namespaced by its key, until its `iat`
-/// leaves the window (after which the proof is stale anyway). Called last,
-/// once every other check passed.
-fn record(proof: ProofKey, now: u64, window: u64, replay: &dyn ReplayGuard) -> Result<ProofKey, ProofError> {
+/// Records the proof's `jti`, namespaced by its key, until the proof could
+/// no longer be accepted (`until`). Called last, once every other check
+/// passed.
+fn record(checked: Checked, now: u64, replay: &dyn ReplayGuard) -> Result<ProofKey, ProofError> {
+    let Checked { key: proof, until } = checked;
     let mut input = Vec::with_capacity(proof.jkt.len() + 1 + proof.jti.len());
     input.extend_from_slice(proof.jkt.as_bytes());
     input.push(0);
     input.extend_from_slice(proof.jti.as_bytes());
     let id = format!("dpop:{}", b64::encode(crypto::sha256(&input)));
-    let until = proof.iat.saturating_add(window).saturating_add(1);
     match replay.check_and_insert_for(&proof.jkt, &id, until, now) {
         Ok(()) => Ok(proof),
         Err(Replay::Seen) => Err(ProofError::Replayed),
@@ -294,6 +346,8 @@ fn normalised(s: &str) -> Option<String> {
 pub(crate) struct Binding {
     pub(crate) iat_window: Duration,
     pub(crate) replay: ReplayCache,
+    /// The server nonce policy (RFC 9449 §9), if any.
+    pub(crate) nonce: Option<Arc<dyn NoncePolicy>>,
 }
 
 /// A proof presented with an access token, and the request it came with.
@@ -308,7 +362,7 @@ pub(crate) struct Presented<'a> {
 /// rest of the token's checks (see [`Binding::check`]).
 #[derive(Debug)]
 #[must_use = "the proof's `jti` is recorded only by `Binding::record`"]
-pub(crate) struct Pending(ProofKey);
+pub(crate) struct Pending(Checked);
 
 impl Binding {
     /// Enforces the token's confirmation (`cnf`, RFC 7800): a token bound to
@@ -342,10 +396,16 @@ impl Binding {
             (None, Some(_)) => Err(Error::NotDpopBound),
             (Some(jkt), Some(p)) => {
                 let request = Request { method: p.method, url: p.url, access_token: Some(token) };
-                let key = check_proof(p.proof, &request, unix_seconds(now), self.iat_window.as_secs())?;
-                if key.jkt == *jkt { Ok(Some(Pending(key))) } else { Err(ProofError::KeyMismatch.into()) }
+                let nonce = self.nonce.as_deref();
+                let checked = check_proof(p.proof, &request, unix_seconds(now), self.iat_window.as_secs(), nonce)?;
+                if checked.key.jkt == *jkt { Ok(Some(Pending(checked))) } else { Err(ProofError::KeyMismatch.into()) }
             }
         }
+    }
+
+    /// A fresh nonce at `now`, if there is a nonce policy.
+    pub(crate) fn fresh_nonce(&self, now: SystemTime) -> Option<String> {
+        self.nonce.as_ref().map(|p| p.issue(UnixTime::from_system_time(now)))
     }
 
     /// Records the `jti` of a proof [`Binding::check`] passed, once every
@@ -353,8 +413,8 @@ impl Binding {
     pub(crate) fn record(&self, pending: Option<Pending>, now: SystemTime) -> Result<(), Error> {
         match pending {
             None => Ok(()),
-            Some(Pending(key)) => {
-                record(key, unix_seconds(now), self.iat_window.as_secs(), &self.replay)?;
+            Some(Pending(checked)) => {
+                record(checked, unix_seconds(now), &self.replay)?;
                 Ok(())
             }
         }

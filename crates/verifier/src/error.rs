@@ -139,6 +139,16 @@ pub enum Error {
         /// Which rule the proof broke.
         reason: ProofError,
     },
+    /// The server wants the proof to carry its nonce (RFC 9449 §8, §9): the
+    /// proof has none and one is required, its nonce is not valid (expired,
+    /// or not this server's), or its `iat` is outside the window without a
+    /// valid nonce. Answered with a fresh `DPoP-Nonce`; the client retries
+    /// once with it. See [`crate::nonce`].
+    #[error("{reason}")]
+    UseDpopNonce {
+        /// Why (client-safe).
+        reason: String,
+    },
     /// A DPoP-bound token (one with `cnf.jkt`) was presented without a
     /// proof, e.g. as a `Bearer` token (RFC 9449 §7.2).
     #[error("the token is DPoP-bound: present it with the DPoP scheme and a proof")]
@@ -178,6 +188,7 @@ impl Error {
             Error::MissingToken => "missing_token",
             Error::InsufficientScope { .. } => "insufficient_scope",
             Error::InvalidDpopProof { .. } => "invalid_dpop_proof",
+            Error::UseDpopNonce { .. } => "use_dpop_nonce",
             Error::DpopBound => "dpop_bound_token",
             Error::NotDpopBound => "not_dpop_bound",
             Error::Config { .. } => "invalid_config",
@@ -222,6 +233,7 @@ mod tests {
             (Error::IssuedInFuture { iat: 2, now: 1, leeway: 0 }, "not_yet_valid"),
             (Error::JwksUnavailable { reason: "down".into() }, "jwks_unavailable"),
             (ProofError::Replayed.into(), "invalid_dpop_proof"),
+            (Error::UseDpopNonce { reason: "x".into() }, "use_dpop_nonce"),
             (Error::DpopBound, "dpop_bound_token"),
             (Error::NotDpopBound, "not_dpop_bound"),
         ];

@@ -21,7 +21,8 @@
 //! A token bound to a key with DPoP (RFC 9449: `cnf.jkt`) is refused by
 //! `verify` and accepted only by [`Verifier::verify_dpop`], with a proof
 //! by that key for the request; [`dpop::verify_proof`] is the proof check
-//! alone, for other frameworks and for token endpoints.
+//! alone, for other frameworks and for token endpoints. A [`nonce`] policy
+//! (RFC 9449 §9) makes proofs carry a fresh server nonce.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), jwks_verifier::Error> {
@@ -96,6 +97,7 @@ mod http;
 mod json;
 mod keys;
 mod multi;
+pub mod nonce;
 mod proof;
 mod resource;
 pub mod telemetry;

@@ -8,6 +8,13 @@
 //! process, so a proof repeated on a later line is refused. Without `dpop`
 //! a DPoP-bound token is invalid (`dpop_bound_token`).
 //!
+//! With `--dpop-nonce allowed|required` and `--dpop-nonce-secret-file`
+//! (RFC 9449 §9), proofs are checked against stateless server nonces made
+//! from that secret (the same file on every replica): a proof without a
+//! valid nonce is answered `{"valid":false,"error":"use_dpop_nonce",
+//! "dpop_nonce":"..."}`, and every answer to a captured DPoP request
+//! carries the current `dpop_nonce`.
+//!
 //! Lines are read at most [`MAX_LINE_LEN`] bytes at a time: a longer line
 //! is answered `token_too_large` and skipped without being buffered. The
 //! verdict is the library's: claims are checked into its [`Claims`] type.
@@ -17,7 +24,9 @@
 
 use std::{
     io::{self, IsTerminal},
+    path::PathBuf,
     process::ExitCode,
+    sync::Arc,
     time::Duration,
 };
 
@@ -26,7 +35,10 @@ use clap::{
     builder::{PossibleValuesParser, TypedValueParser},
 };
 use jwks_verifier::{
-    Algorithm, Claims, Error, MAX_TOKEN_LEN, Verified, Verifier, dangerous::DangerousOptions, dpop::MAX_PROOF_LEN,
+    Algorithm, Claims, Error, MAX_TOKEN_LEN, Verified, Verifier,
+    dangerous::DangerousOptions,
+    dpop::MAX_PROOF_LEN,
+    nonce::{NonceMode, StatelessNonces},
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -84,7 +96,34 @@ struct Args {
     dpop_iat_window: Duration,
     /// A PEM file of extra root CAs for the JWKS endpoint (repeatable).
     #[arg(long = "ca-file")]
-    ca_files: Vec<std::path::PathBuf>,
+    ca_files: Vec<PathBuf>,
+    /// DPoP server nonces (RFC 9449 §9): off, allowed or required.
+    #[arg(long, default_value = "off", value_parser = ["off", "allowed", "required"])]
+    dpop_nonce: String,
+    /// The file holding the nonce secret (at least 16 bytes; a final
+    /// newline is ignored), the same for every replica. Required unless
+    /// --dpop-nonce is off.
+    #[arg(long)]
+    dpop_nonce_secret_file: Option<PathBuf>,
+    /// The nonce time step; a nonce is accepted during its step and the next.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    dpop_nonce_step: Duration,
+}
+
+/// The nonce policy of the options, or a message for exit status 2.
+fn nonce_policy(args: &Args) -> Result<Option<StatelessNonces>, String> {
+    let mode = match args.dpop_nonce.as_str() {
+        "off" => return Ok(None),
+        other => other.parse::<NonceMode>().map_err(|e| e.to_string())?,
+    };
+    let Some(path) = &args.dpop_nonce_secret_file else {
+        return Err("--dpop-nonce-secret-file is required with --dpop-nonce allowed or required".into());
+    };
+    let mut secret = std::fs::read(path).map_err(|e| format!("--dpop-nonce-secret-file {}: {e}", path.display()))?;
+    while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        secret.pop();
+    }
+    StatelessNonces::new(&secret, args.dpop_nonce_step, mode).map(Some).map_err(|e| e.to_string())
 }
 
 /// The values `--alg` takes: every algorithm the verifier knows.
@@ -113,6 +152,13 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    let nonces = match nonce_policy(&args) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("jwks-verify: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut builder = Verifier::builder()
         .issuer(args.issuer)
         .leeway(args.leeway)
@@ -132,6 +178,9 @@ async fn main() -> ExitCode {
     }
     for file in args.ca_files {
         builder = builder.ca_file(file);
+    }
+    if let Some(n) = nonces {
+        builder = builder.dpop_nonce(Arc::new(n));
     }
     let verifier = match builder.build().await {
         Ok(v) => v,
@@ -163,12 +212,19 @@ async fn run(verifier: &Verifier) -> io::Result<bool> {
                 json!({"valid": false, "error": e.code(), "message": format!("line of {len} bytes exceeds the limit of {MAX_LINE_LEN}")})
             }
             Line::Complete => match std::str::from_utf8(&line).map(str::trim) {
-                Ok(text) => match check_line(verifier, text).await {
-                    Ok(Verified { claims, kid, alg, .. }) => {
-                        json!({"valid": true, "kid": kid, "alg": alg, "claims": claims})
+                Ok(text) => {
+                    let (verdict, dpop) = check_line(verifier, text).await;
+                    let mut out = match verdict {
+                        Ok(Verified { claims, kid, alg, .. }) => {
+                            json!({"valid": true, "kid": kid, "alg": alg, "claims": claims})
+                        }
+                        Err(e) => json!({"valid": false, "error": e.code(), "message": e.to_string()}),
+                    };
+                    if let (true, Some(nonce)) = (dpop, verifier.dpop_nonce()) {
+                        out["dpop_nonce"] = json!(nonce);
                     }
-                    Err(e) => json!({"valid": false, "error": e.code(), "message": e.to_string()}),
-                },
+                    out
+                }
                 Err(_) => json!({"valid": false, "error": "malformed", "message": "the line is not UTF-8"}),
             },
         };
@@ -252,23 +308,28 @@ struct Captured {
 
 /// Verifies one line: a bare token, or a JSON object (a captured request).
 /// The claims are the library's [`Claims`], so the verdict is the one a
-/// program using the library would get.
-async fn check_line(verifier: &Verifier, line: &str) -> Result<Verified<Claims>, Error> {
+/// program using the library would get. Also answers whether the line was
+/// a captured DPoP request.
+async fn check_line(verifier: &Verifier, line: &str) -> (Result<Verified<Claims>, Error>, bool) {
     if line.is_empty() {
-        return Err(Error::Malformed { reason: "the line is empty".into() });
+        return (Err(Error::Malformed { reason: "the line is empty".into() }), false);
     }
     if !line.starts_with('{') {
-        return verifier.verify_token(line).await;
+        return (verifier.verify_token(line).await, false);
     }
-    let captured: Captured = serde_json::from_str(line).map_err(|e| Error::Malformed {
-        reason: format!("the line is not a token or a {{\"token\",\"dpop\",\"method\",\"url\"}} object: {e}").into(),
-    })?;
-    match (captured.dpop, captured.method, captured.url) {
-        (None, None, None) => verifier.verify_token(&captured.token).await,
-        (Some(proof), Some(method), Some(url)) => {
-            verifier.verify_dpop_token(&captured.token, &proof, &method, &url).await
+    let captured: Captured = match serde_json::from_str(line) {
+        Ok(c) => c,
+        Err(e) => {
+            let reason = format!("the line is not a token or a {{\"token\",\"dpop\",\"method\",\"url\"}} object: {e}");
+            return (Err(Error::Malformed { reason: reason.into() }), false);
         }
-        _ => Err(Error::Malformed { reason: "`dpop`, `method` and `url` go together or not at all".into() }),
+    };
+    match (captured.dpop, captured.method, captured.url) {
+        (None, None, None) => (verifier.verify_token(&captured.token).await, false),
+        (Some(proof), Some(method), Some(url)) => {
+            (verifier.verify_dpop_token(&captured.token, &proof, &method, &url).await, true)
+        }
+        _ => (Err(Error::Malformed { reason: "`dpop`, `method` and `url` go together or not at all".into() }), false),
     }
 }
 

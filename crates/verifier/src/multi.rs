@@ -94,6 +94,15 @@ impl MultiVerifierBuilder {
 }
 
 impl MultiVerifier {
+    /// A fresh DPoP nonce (RFC 9449 §9) to send to clients, when the
+    /// verifiers have a nonce policy: the first issuer's (a resource
+    /// server has one nonce policy; give every issuer's verifier the same).
+    pub fn dpop_nonce(&self) -> Option<String> {
+        match &*self.routes {
+            Routes::One(v) | Routes::Many { first: v, .. } => v.dpop_nonce(),
+        }
+    }
+
     /// Starts configuring a multi-issuer verifier.
     pub fn builder() -> MultiVerifierBuilder {
         MultiVerifierBuilder::default()

@@ -13,6 +13,7 @@ use crate::{
     dpop::{self, Binding, Presented},
     http,
     keys::KeySet,
+    nonce::NoncePolicy,
     telemetry,
     token::{self, Policy},
 };
@@ -53,6 +54,7 @@ pub struct VerifierBuilder {
     transport: http::Transport,
     client: Option<reqwest::Client>,
     snapshot: Option<CacheSnapshot>,
+    dpop_nonce: Option<Arc<dyn NoncePolicy>>,
 }
 
 impl Default for VerifierBuilder {
@@ -81,6 +83,7 @@ impl Default for VerifierBuilder {
             dpop_replay_capacity_per_key: dpop::ReplayCache::DEFAULT_MAX_PER_PARTITION,
             transport: http::Transport::default(),
             client: None,
+            dpop_nonce: None,
         }
     }
 }
@@ -211,6 +214,17 @@ impl VerifierBuilder {
         self
     }
 
+    /// Server nonces for DPoP proofs (RFC 9449 §9), e.g.
+    /// [`StatelessNonces`](crate::nonce::StatelessNonces): proofs then carry
+    /// the server's nonce as the policy says, a proof with an `iat` outside
+    /// the window is accepted with a valid nonce, and refusals of the nonce
+    /// rule are [`Error::UseDpopNonce`]. [`Verifier::dpop_nonce`] makes the
+    /// fresh nonce to send. Defaults to none (proofs carry no nonce).
+    pub fn dpop_nonce(mut self, policy: Arc<dyn NoncePolicy>) -> Self {
+        self.dpop_nonce = Some(policy);
+        self
+    }
+
     /// How many live DPoP proofs one proof key (one `cnf.jkt`) may have in
     /// the replay cache, so that one key, a leaked bound token's for
     /// instance, cannot fill it for the others: a key at its limit has its
@@ -303,7 +317,11 @@ impl VerifierBuilder {
 
     fn binding(&self) -> Binding {
         let per_key = self.dpop_replay_capacity_per_key.min(self.dpop_replay_capacity);
-        Binding { iat_window: self.dpop_iat_window, replay: dpop::ReplayCache::new(self.dpop_replay_capacity, per_key) }
+        Binding {
+            iat_window: self.dpop_iat_window,
+            replay: dpop::ReplayCache::new(self.dpop_replay_capacity, per_key),
+            nonce: self.dpop_nonce.clone(),
+        }
     }
 
     fn policy(&self) -> Result<Policy, Error> {
@@ -443,6 +461,13 @@ impl Verifier {
         record(self.verify_inner(token, Some(Presented { proof, method, url })).await)
     }
 
+    /// A fresh DPoP nonce at the verifier's clock, for the `DPoP-Nonce`
+    /// header of a response to a DPoP request (RFC 9449 §9); `None` without
+    /// a [nonce policy](VerifierBuilder::dpop_nonce).
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.inner.dpop.fresh_nonce(self.inner.clock.now())
+    }
+
     /// Verifies `token` and deserialises its claims into `T`.
     pub async fn verify_as<T: DeserializeOwned>(&self, token: &str) -> Result<T, Error> {
         self.verify_token(token).await.map(|v| v.claims)
@@ -526,6 +551,11 @@ impl OfflineVerifier {
         url: &str,
     ) -> Result<Verified<T>, Error> {
         record(self.verify_inner(token, Some(Presented { proof, method, url })))
+    }
+
+    /// A fresh DPoP nonce: see [`Verifier::dpop_nonce`].
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.inner.dpop.fresh_nonce(self.inner.clock.now())
     }
 
     /// Verifies `token` and deserialises its claims into `T`.

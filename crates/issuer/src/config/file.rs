@@ -9,7 +9,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use jwks_jose::Algorithm;
 use serde::{Deserialize, Deserializer, de::Error as _};
 
-use crate::oauth::{AssertionAudience, DpopMode};
+use crate::oauth::{AssertionAudience, DpopMode, DpopNonceMode};
 
 const MINUTE: u64 = 60;
 const DAY: u64 = 86_400;
@@ -160,6 +160,12 @@ section! {
         /// `jti` is remembered that long.
         #[serde(deserialize_with = "positive_duration")]
         iat_window: Duration = Duration::from_secs(60),
+        /// Whether DPoP proofs carry server nonces (RFC 9449 §8): `"off"`,
+        /// `"allowed"` or `"required"`; `clients[].dpop_nonce` overrides it.
+        nonce: DpopNonceMode = DpopNonceMode::Allowed,
+        /// The nonce time step; a nonce is accepted in its step and the next.
+        #[serde(deserialize_with = "positive_duration")]
+        nonce_step: Duration = Duration::from_secs(60),
     }
 }
 
@@ -210,6 +216,9 @@ pub(super) struct FileClient {
     /// Default [`DpopMode::Allowed`].
     #[serde(default)]
     pub(super) dpop: DpopMode,
+    /// Default `[dpop] nonce`.
+    #[serde(default)]
+    pub(super) dpop_nonce: Option<DpopNonceMode>,
     /// The set `jwks_file` names, once read.
     #[serde(skip)]
     pub(super) jwks_from_file: Option<jwks_jose::JwkSet>,

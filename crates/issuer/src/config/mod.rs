@@ -65,6 +65,12 @@ pub struct Config {
     /// `[dpop] iat_window`: how far a DPoP proof's `iat` may be from now,
     /// either side; its `jti` is remembered that long.
     pub dpop_iat_window: Duration,
+    /// `[dpop] nonce`: whether DPoP proofs carry server nonces (RFC 9449
+    /// §8); clients may override it with `dpop_nonce`.
+    pub dpop_nonce: DpopNonceMode,
+    /// `[dpop] nonce_step`: the time step of DPoP nonces; a nonce is
+    /// accepted during its step and the next.
+    pub dpop_nonce_step: Duration,
     /// `[[clients]]`: the registered clients.
     pub clients: Vec<ClientConfig>,
     /// `[server] trusted_proxies`: peers whose `Forwarded` /
@@ -116,7 +122,7 @@ pub struct TokensConfig {
     pub assertion_audience: AssertionAudience,
 }
 
-pub use crate::oauth::client::{ClientAuth, ClientConfig, DpopMode};
+pub use crate::oauth::client::{ClientAuth, ClientConfig, DpopMode, DpopNonceMode};
 
 /// A refused value: the key it is under and what is wrong with it.
 #[derive(Debug)]
@@ -244,6 +250,9 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, Invalid> {
     if admin_listen.is_some_and(|a| a == file.listen && a.port() != 0) {
         return Err(Invalid::new("admin.listen", "must differ from `listen`"));
     }
+    if file.dpop.nonce_step.as_secs() == 0 {
+        return Err(Invalid::new("dpop.nonce_step", "must be at least 1s"));
+    }
     let beside = |p: PathBuf| path.parent().unwrap_or(Path::new(".")).join(p);
     let tls = file.tls.map(|t| crate::tls::TlsFiles { cert_file: beside(t.cert_file), key_file: beside(t.key_file) });
     if tls.is_some() && issuer.starts_with("http://") {
@@ -264,6 +273,8 @@ fn validate(file: FileConfig, path: &Path) -> Result<Config, Invalid> {
         tokens,
         throttle,
         dpop_iat_window: file.dpop.iat_window,
+        dpop_nonce: file.dpop.nonce,
+        dpop_nonce_step: file.dpop.nonce_step,
         clients,
         trusted_proxies,
         argon2_workers,
@@ -425,6 +436,7 @@ fn clients(
             algorithm,
             ttl: c.ttl.unwrap_or(tokens.ttl),
             dpop: c.dpop,
+            dpop_nonce: c.dpop_nonce,
         });
     }
     Ok(clients)
@@ -543,6 +555,8 @@ impl Config {
             token_endpoint: self.token_endpoint(),
             default_audience: self.tokens.audience.clone(),
             dpop_iat_window: self.dpop_iat_window,
+            dpop_nonce: self.dpop_nonce,
+            dpop_nonce_step: self.dpop_nonce_step,
             assertion_audience: self.tokens.assertion_audience,
             assertion_max_lifetime: self.tokens.assertion_max_lifetime,
             throttle: self.throttle,

@@ -60,6 +60,35 @@ pub enum DpopMode {
     Required,
 }
 
+/// The `[dpop] nonce` setting and its per-client override `dpop_nonce`
+/// (RFC 9449 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpopNonceMode {
+    /// `"off"`: proofs carry no nonce and none is sent.
+    Off,
+    /// `"allowed"` (the default): a fresh `DPoP-Nonce` is sent on every
+    /// answer to a DPoP request; a proof may go without one, but a nonce it
+    /// carries must be valid, and one whose `iat` is outside the window is
+    /// asked for one (`use_dpop_nonce`) instead of refused.
+    #[default]
+    Allowed,
+    /// `"required"`: every proof must carry a valid nonce.
+    Required,
+}
+
+impl DpopNonceMode {
+    /// Parses `"off"`, `"allowed"` or `"required"`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(DpopNonceMode::Off),
+            "allowed" => Some(DpopNonceMode::Allowed),
+            "required" => Some(DpopNonceMode::Required),
+            _ => None,
+        }
+    }
+}
+
 /// How a client authenticates at the token endpoint.
 #[derive(Clone)]
 pub enum ClientAuth {
@@ -112,6 +141,9 @@ pub struct ClientConfig {
     /// Whether the client must bind its tokens with DPoP (RFC 9449).
     /// Default [`DpopMode::Allowed`].
     pub dpop: DpopMode,
+    /// `dpop_nonce`: this client's DPoP nonce mode; `None` (the default)
+    /// follows `[dpop] nonce`.
+    pub dpop_nonce: Option<DpopNonceMode>,
 }
 
 #[cfg(test)]

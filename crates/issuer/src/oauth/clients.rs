@@ -158,6 +158,7 @@ mod tests {
             algorithm: Algorithm::ES256,
             ttl: Duration::from_secs(60),
             dpop: DpopMode::Allowed,
+            dpop_nonce: None,
         }])
         .unwrap()
     }

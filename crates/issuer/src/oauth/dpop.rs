@@ -7,17 +7,29 @@
 //! yet). The check itself is [`jwks_verifier::dpop::verify_proof`]. The
 //! proof's `jti` is only looked up here; it is claimed with the request's
 //! other single-use ids once every rule has passed ([`super::replay`]).
+//!
+//! Server nonces (RFC 9449 §8) are stateless ([`jwks_jose::nonce`]): the
+//! key is derived from `JWKS_ISSUER_KEK` with the label [`NONCE_LABEL`], so
+//! replicas accept each other's nonces. The nonce rule runs after every
+//! other rule of the proof and before anything is claimed: a request
+//! answered `use_dpop_nonce` consumes neither the proof's `jti` nor a
+//! client assertion's, and the client's retry with the same form and a new
+//! proof succeeds.
 
 use std::{
     sync::Mutex,
     time::{Duration, UNIX_EPOCH},
 };
 
-use jwks_verifier::dpop::{self, ProofError, Replay as VerifierReplay, ReplayGuard, Request};
+use jwks_jose::nonce::NonceKey;
+use jwks_verifier::{
+    dpop::{self, ProofError, Replay as VerifierReplay, ReplayGuard, Request},
+    nonce::{NonceMode, NoncePolicy},
+};
 
 use super::{
     OAuthError,
-    client::{ClientConfig, DpopMode},
+    client::{ClientConfig, DpopMode, DpopNonceMode},
     error::printable,
     replay::{PendingId, SingleUse},
 };
@@ -25,6 +37,43 @@ use crate::clock::UnixTime;
 
 /// The algorithms a proof may use (`dpop_signing_alg_values_supported`).
 pub(crate) const ALGORITHMS: [jwks_jose::Algorithm; 2] = dpop::ALGORITHMS;
+
+/// The HKDF label of the nonce key derived from `JWKS_ISSUER_KEK`.
+pub(crate) const NONCE_LABEL: &str = "jwks-issuer dpop-nonce v1";
+
+/// The nonce key and one client's mode (never [`DpopNonceMode::Off`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Nonces<'a> {
+    pub(crate) key: &'a NonceKey,
+    pub(crate) mode: DpopNonceMode,
+}
+
+impl NoncePolicy for Nonces<'_> {
+    fn mode(&self) -> NonceMode {
+        match self.mode {
+            DpopNonceMode::Required => NonceMode::Required,
+            DpopNonceMode::Allowed | DpopNonceMode::Off => NonceMode::Allowed,
+        }
+    }
+
+    fn check(&self, nonce: &str, now: jwks_jose::clock::UnixTime) -> Result<(), String> {
+        self.key.check(nonce, now).map_err(|e| match e {
+            jwks_jose::Error::InvalidNonce("not issued by this server") => {
+                "the DPoP nonce is not one this server issued".to_owned()
+            }
+            jwks_jose::Error::InvalidNonce(reason) => format!("the DPoP nonce is {reason}"),
+            other => other.to_string(),
+        })
+    }
+
+    fn issue(&self, now: jwks_jose::clock::UnixTime) -> String {
+        self.key.issue(now)
+    }
+
+    fn max_age(&self) -> Duration {
+        self.key.max_age()
+    }
+}
 
 /// A guard that only looks: it refuses an id already claimed and notes the
 /// one the proof would use, to be claimed later.
@@ -58,13 +107,15 @@ pub(crate) struct Binding {
 
 /// The binding of a new token: `Some` for a request with a valid proof,
 /// `None` for one without a proof from a client that may go without. A
-/// proof that is present is always checked.
+/// proof that is present is always checked; with `nonces` (the client's
+/// mode is not off) the nonce rule too.
 pub(crate) fn binding(
     proof: Option<&str>,
     client: &ClientConfig,
     token_endpoint: &str,
     iat_window: Duration,
     guard: &SingleUse,
+    nonces: Option<Nonces<'_>>,
     now: UnixTime,
 ) -> Result<Option<Binding>, OAuthError> {
     let Some(proof) = proof else {
@@ -78,7 +129,11 @@ pub(crate) fn binding(
     };
     let request = Request { method: "POST", url: token_endpoint, access_token: None };
     let look = LookOnly { guard, client: &client.id, noted: Mutex::new(None) };
-    let verified = dpop::verify_proof(proof, &request, UNIX_EPOCH + Duration::from_secs(now), iat_window, &look);
+    let at = UNIX_EPOCH + Duration::from_secs(now);
+    let verified = match &nonces {
+        Some(n) => dpop::verify_proof_with_nonce(proof, &request, at, iat_window, &look, n),
+        None => dpop::verify_proof(proof, &request, at, iat_window, &look),
+    };
     match verified {
         Ok(key) => {
             let Some(jti) = look.noted.lock().ok().and_then(|mut n| n.take()) else {
@@ -90,6 +145,12 @@ pub(crate) fn binding(
         Err(jwks_verifier::Error::InvalidDpopProof { reason: ProofError::ReplayCacheFull }) => {
             tracing::error!(client_id = %client.id, "DPoP replay cache full of live proofs");
             Err(OAuthError::Server)
+        }
+        Err(jwks_verifier::Error::UseDpopNonce { reason }) => {
+            tracing::info!(client_id = %client.id, %reason, "DPoP proof without a valid nonce: use_dpop_nonce");
+            // `use_dpop_nonce` comes only from the nonce rule, so `nonces` is set.
+            let nonce = nonces.map(|n| n.issue(jwks_jose::clock::UnixTime::from_secs(now))).unwrap_or_default();
+            Err(OAuthError::UseDpopNonce { description: printable(&reason, 200), nonce })
         }
         Err(e) => {
             tracing::info!(client_id = %client.id, reason = %e, "DPoP proof rejected");

@@ -92,13 +92,13 @@ pub(crate) async fn token(
     if !request::is_form_content_type(content_type) {
         let e = OAuthError::InvalidRequest("Content-Type must be application/x-www-form-urlencoded".into());
         service.refused(&e);
-        return e.error_response();
+        return refusal(&e, &req, &service, now);
     }
     let body = match read_body(&req, payload).await {
         Ok(b) => b,
         Err(e) => {
             service.refused(&e);
-            return e.error_response();
+            return refusal(&e, &req, &service, now);
         }
     };
     let authorization: Vec<&[u8]> = req.headers().get_all(header::AUTHORIZATION).map(|v| v.as_bytes()).collect();
@@ -112,17 +112,39 @@ pub(crate) async fn token(
         now,
     };
     match service.handle(&raw).await {
-        Ok(issued) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"))
-            .json(TokenResponse {
+        Ok(issued) => {
+            let mut res = HttpResponse::Ok();
+            res.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
+            if let Some(nonce) = &issued.dpop_nonce {
+                res.insert_header((DPOP_NONCE, nonce.as_str()));
+            }
+            res.json(TokenResponse {
                 access_token: &issued.access_token,
                 token_type: issued.token_type,
                 expires_in: issued.expires_in,
                 scope: &issued.scope,
-            }),
-        Err(e) => e.error_response(),
+            })
+        }
+        Err(e) => refusal(&e, &req, &service, now),
     }
+}
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+const DPOP_NONCE: &str = "dpop-nonce";
+
+/// The answer to a refused request; one that carried a `DPoP` header also
+/// gets a current nonce (RFC 9449 §8), unless nonces are off.
+fn refusal(e: &OAuthError, req: &HttpRequest, service: &TokenService, now: crate::clock::UnixTime) -> HttpResponse {
+    let mut res = e.error_response();
+    let nonce = match e.dpop_nonce() {
+        Some(n) => Some(n.to_owned()),
+        None if req.headers().contains_key("dpop") => service.dpop_nonce(now),
+        None => None,
+    };
+    if let Some(value) = nonce.and_then(|n| header::HeaderValue::from_str(&n).ok()) {
+        res.headers_mut().insert(header::HeaderName::from_static(DPOP_NONCE), value);
+    }
+    res
 }
 
 impl ResponseError for OAuthError {

@@ -32,6 +32,16 @@ pub enum OAuthError {
     /// requires DPoP (RFC 9449 §5); the description names the rule.
     #[error("invalid_dpop_proof")]
     InvalidDpopProof(String),
+    /// The proof must carry the server's nonce (RFC 9449 §8): it has none
+    /// and the client's mode is `required`, its nonce is not valid, or its
+    /// `iat` is outside the window. 400 with the fresh nonce in `DPoP-Nonce`.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce {
+        /// Why.
+        description: String,
+        /// The nonce to retry with.
+        nonce: String,
+    },
     /// A body over the limit; answered 413 with `invalid_request`.
     #[error("invalid_request")]
     TooLarge(usize),
@@ -87,6 +97,7 @@ impl OAuthError {
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::InvalidTarget(_) => "invalid_target",
             OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
+            OAuthError::UseDpopNonce { .. } => "use_dpop_nonce",
             OAuthError::Busy { .. } => "temporarily_unavailable",
             OAuthError::Server => "server_error",
         }
@@ -100,7 +111,8 @@ impl OAuthError {
             | OAuthError::InvalidScope(d)
             | OAuthError::InvalidTarget(d)
             | OAuthError::InvalidDpopProof(d)
-            | OAuthError::InvalidClient { description: d } => d.clone(),
+            | OAuthError::InvalidClient { description: d }
+            | OAuthError::UseDpopNonce { description: d, .. } => d.clone(),
             OAuthError::TooLarge(max) => format!("request body larger than {max} bytes"),
             OAuthError::BodyTimeout(secs) => format!("request body not received within {secs} s"),
             OAuthError::Throttled { retry_after, reason: ThrottleReason::Failures } => {
@@ -139,6 +151,14 @@ impl OAuthError {
         }
     }
 
+    /// The nonce a `use_dpop_nonce` answer sends in `DPoP-Nonce`.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        match self {
+            OAuthError::UseDpopNonce { nonce, .. } => Some(nonce),
+            _ => None,
+        }
+    }
+
     /// Whether the answer carries a `WWW-Authenticate: Basic` challenge.
     pub fn challenges(&self) -> bool {
         matches!(self, OAuthError::InvalidClient { .. })
@@ -167,6 +187,14 @@ mod tests {
         let e = OAuthError::InvalidScope("scope `\"é\\\n` is bad".into());
         let d = e.description();
         assert!(d.bytes().all(|b| matches!(b, 0x20 | 0x21 | 0x23..=0x5B | 0x5D..=0x7E)), "{d}");
+    }
+
+    #[test]
+    fn use_dpop_nonce_is_400_with_its_nonce() {
+        let e = OAuthError::UseDpopNonce { description: "send the nonce".into(), nonce: "n0nce".into() };
+        assert_eq!((e.status(), e.code(), e.dpop_nonce()), (400, "use_dpop_nonce", Some("n0nce")));
+        assert_eq!(e.description(), "send the nonce");
+        assert_eq!(OAuthError::Server.dpop_nonce(), None);
     }
 
     #[test]

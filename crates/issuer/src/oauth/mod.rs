@@ -22,7 +22,7 @@ pub(crate) mod service;
 pub(crate) mod throttle;
 
 pub use assertion::AssertionAudience;
-pub use client::{ClientAuth, ClientConfig, DpopMode};
+pub use client::{ClientAuth, ClientConfig, DpopMode, DpopNonceMode};
 pub use clients::Clients;
 pub use error::OAuthError;
 pub use peer::Cidr;

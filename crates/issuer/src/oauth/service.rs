@@ -10,10 +10,12 @@
 
 use std::{sync::Arc, time::Duration};
 
+use jwks_jose::nonce::NonceKey;
+
 use super::{
     OAuthError,
     assertion::{AssertionAudience, Assertions, AudienceRule},
-    client::ClientConfig,
+    client::{ClientConfig, DpopNonceMode},
     clients::{Clients, SecretCheck},
     dpop,
     error::{ThrottleReason, printable},
@@ -36,6 +38,10 @@ pub struct TokenSettings {
     pub default_audience: String,
     /// How far a DPoP proof's `iat` may be from now.
     pub dpop_iat_window: Duration,
+    /// `[dpop] nonce`: the DPoP nonce mode of clients that set none.
+    pub dpop_nonce: DpopNonceMode,
+    /// `[dpop] nonce_step`: the nonce time step.
+    pub dpop_nonce_step: Duration,
     /// Which `aud` an assertion may carry.
     pub assertion_audience: AssertionAudience,
     /// How far ahead an assertion's `exp` may be.
@@ -57,6 +63,9 @@ pub struct Issued {
     pub expires_in: u64,
     /// The granted scope (may be empty).
     pub scope: String,
+    /// The fresh `DPoP-Nonce` for a request with a proof, unless the
+    /// client's nonce mode is off (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 /// The token endpoint's rules.
@@ -70,6 +79,8 @@ pub struct TokenService {
     single_use: SingleUse,
     keys: Arc<Keyring>,
     metrics: Arc<Metrics>,
+    /// The DPoP nonce key, when any client's nonce mode is not off.
+    nonce_key: Option<NonceKey>,
 }
 
 impl TokenService {
@@ -89,7 +100,11 @@ impl TokenService {
             token_endpoint: settings.token_endpoint.clone(),
             mode: settings.assertion_audience,
         };
+        let nonces_on = settings.dpop_nonce != DpopNonceMode::Off
+            || clients.iter().any(|c| c.dpop_nonce.is_some_and(|m| m != DpopNonceMode::Off));
+        let nonce_key = if nonces_on { Some(NonceKey::random(settings.dpop_nonce_step)?) } else { None };
         Ok(TokenService {
+            nonce_key,
             clients: Clients::new(clients)?,
             throttle: Throttle::new(settings.throttle),
             workers: SecretWorkers::new(settings.secret_workers),
@@ -104,6 +119,38 @@ impl TokenService {
     /// The registered clients.
     pub fn clients(&self) -> &Clients {
         &self.clients
+    }
+
+    /// Derives the DPoP nonce key from `secret` (`JWKS_ISSUER_KEK`, shared
+    /// by the replicas) with HKDF-SHA256 and the label
+    /// `"jwks-issuer dpop-nonce v1"`, replacing the per-process random key
+    /// [`TokenService::new`] made; nothing to do when nonces are off.
+    pub fn use_dpop_nonce_secret(&mut self, secret: &[u8]) -> Result<(), crate::Error> {
+        if self.nonce_key.is_some() {
+            self.nonce_key = Some(NonceKey::derive(secret, dpop::NONCE_LABEL, self.settings.dpop_nonce_step)?);
+        }
+        Ok(())
+    }
+
+    /// Whether DPoP nonces are in use for some client.
+    pub fn dpop_nonces_on(&self) -> bool {
+        self.nonce_key.is_some()
+    }
+
+    /// A fresh DPoP nonce at `now`, for the `DPoP-Nonce` header of any
+    /// answer to a request with a `DPoP` header; `None` when nonces are off
+    /// for every client.
+    pub fn dpop_nonce(&self, now: crate::clock::UnixTime) -> Option<String> {
+        self.nonce_key.as_ref().map(|k| k.issue(jwks_jose::clock::UnixTime::from_secs(now)))
+    }
+
+    /// The nonce key and `client`'s mode, unless its mode is off.
+    fn nonces_for(&self, client: &ClientConfig) -> Option<dpop::Nonces<'_>> {
+        let mode = client.dpop_nonce.unwrap_or(self.settings.dpop_nonce);
+        match (mode, &self.nonce_key) {
+            (DpopNonceMode::Off, _) | (_, None) => None,
+            (mode, Some(key)) => Some(dpop::Nonces { key, mode }),
+        }
     }
 
     /// Parses `raw` and issues a token, counting the outcome.
@@ -151,12 +198,14 @@ impl TokenService {
         }
         let (client, assertion_jti) = authenticated?;
 
+        let nonces = self.nonces_for(&client);
         let binding = dpop::binding(
             req.dpop.as_deref(),
             &client,
             &self.settings.token_endpoint,
             self.settings.dpop_iat_window,
             &self.single_use,
+            nonces,
             now,
         )?;
         let scope = granted_scope(&client, req.form.scope.as_deref())?;
@@ -187,7 +236,17 @@ impl TokenService {
             OAuthError::Server
         })?;
         self.metrics.token_issued(&client.id, key.meta.alg, &key.meta.kid);
-        Ok(Issued { access_token, token_type: if jkt.is_some() { "DPoP" } else { "Bearer" }, expires_in: ttl, scope })
+        let dpop_nonce = match (&req.dpop, nonces) {
+            (Some(_), Some(n)) => Some(n.key.issue(jwks_jose::clock::UnixTime::from_secs(now))),
+            _ => None,
+        };
+        Ok(Issued {
+            access_token,
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
+            expires_in: ttl,
+            scope,
+            dpop_nonce,
+        })
     }
 
     /// Client authentication; on success the client and, for an

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod discovery;
 mod dpop;
+mod dpop_nonce;
 mod hardening;
 mod jwks;
 mod metrics;

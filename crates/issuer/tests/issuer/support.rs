@@ -121,7 +121,7 @@ pub(crate) fn real_now() -> u64 {
     SystemClock.now()
 }
 
-fn parse_config(text: &str) -> Config {
+pub(crate) fn parse_config(text: &str) -> Config {
     Config::from_toml(Path::new("issuer-test.toml"), text, &|_| None).unwrap()
 }
 

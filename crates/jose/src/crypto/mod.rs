@@ -46,6 +46,48 @@ pub fn fill_random(out: &mut [u8]) -> Result<(), Error> {
     backend::fill_random(out)
 }
 
+/// An HMAC-SHA256 key (RFC 2104), for tags this project makes and checks
+/// itself (stateless DPoP nonces). `Debug` never shows the key.
+pub struct HmacKey {
+    inner: backend::HmacKey,
+}
+
+impl fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacKey(HMAC-SHA256)")
+    }
+}
+
+impl HmacKey {
+    /// A key from `key` (32 bytes or more are expected; HMAC takes any length).
+    pub fn new(key: &[u8]) -> Self {
+        HmacKey { inner: backend::HmacKey::new(key) }
+    }
+
+    /// HMAC-SHA256 of `data`.
+    pub fn sign(&self, data: &[u8]) -> [u8; 32] {
+        self.inner.sign(data)
+    }
+
+    /// Whether `tag` is the tag of `data`, or its first `tag.len()` bytes
+    /// (at least 16), compared in constant time.
+    pub fn verify_truncated(&self, data: &[u8], tag: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        let full = self.sign(data);
+        match full.get(..tag.len()) {
+            Some(expected) if tag.len() >= 16 => bool::from(expected.ct_eq(tag)),
+            _ => false,
+        }
+    }
+}
+
+/// HKDF-SHA256 (RFC 5869): 32 bytes of key for the purpose named by
+/// `info` (a label such as `"jwks-issuer dpop-nonce v1"`), from the input
+/// key material `ikm` and `salt` (may be empty).
+pub fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[u8]) -> Result<[u8; 32], Error> {
+    backend::hkdf_sha256(ikm, salt, info)
+}
+
 /// The public half of a [`KeyPair`], as plain big-endian numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicParts {
@@ -412,6 +454,28 @@ mod tests {
         // The same size with e = 65537 is accepted.
         let usual = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap().to_pkcs8_der().unwrap();
         assert!(SigningKey::from_pkcs8(Algorithm::RS256, usual.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn rfc4231_test_case_2_hmac_sha256() {
+        let key = HmacKey::new(b"Jefe");
+        let tag = key.sign(b"what do ya want for nothing?");
+        let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert!(key.verify_truncated(b"what do ya want for nothing?", &tag[..16]));
+        assert!(key.verify_truncated(b"what do ya want for nothing?", &tag));
+        assert!(!key.verify_truncated(b"what do ya want for nothing?", &tag[..15]), "shorter than 16 bytes");
+        assert!(!key.verify_truncated(b"what do ya want for nothing!", &tag[..16]));
+    }
+
+    #[test]
+    fn rfc5869_a1_hkdf_sha256_first_32_bytes() {
+        let ikm = [0x0bu8; 22];
+        let salt: Vec<u8> = (0x00..=0x0c).collect();
+        let info: Vec<u8> = (0xf0..=0xf9).collect();
+        let okm = hkdf_sha256(&ikm, &salt, &info).unwrap();
+        let hex: String = okm.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! does not depend on the backend is made by the backend-neutral module.
 
 use ring::{
-    aead, agreement, digest,
+    aead, agreement, digest, hkdf, hmac,
     rand::{SecureRandom, SystemRandom},
     signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair},
 };
@@ -164,4 +164,33 @@ impl Aead {
             .map(|plain| &*plain)
             .map_err(|_| Error::Crypto("wrong key-encryption key or damaged data"))
     }
+}
+
+/// HMAC-SHA256 with a fixed key.
+pub(crate) struct HmacKey(hmac::Key);
+
+impl HmacKey {
+    /// A key from any number of bytes.
+    pub(crate) fn new(key: &[u8]) -> Self {
+        HmacKey(hmac::Key::new(hmac::HMAC_SHA256, key))
+    }
+
+    /// The tag of `data`.
+    pub(crate) fn sign(&self, data: &[u8]) -> [u8; 32] {
+        let tag = hmac::sign(&self.0, data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+}
+
+/// HKDF-SHA256 (RFC 5869) of `ikm` with `salt` and `info`, 32 bytes out.
+pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[u8]) -> Result<[u8; 32], Error> {
+    let mut out = [0u8; 32];
+    hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
+        .extract(ikm)
+        .expand(&[info], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut out))
+        .map_err(|_| Error::Crypto("HKDF failed"))?;
+    Ok(out)
 }

@@ -10,6 +10,7 @@ mod dpop;
 #[cfg(feature = "actix")]
 mod extractor;
 mod multi;
+mod nonce;
 mod rules;
 mod support;
 mod telemetry;
