@@ -402,8 +402,15 @@ fn duration(key: &str, v: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// An algorithm by its JOSE registry name, which this build's crypto
+/// backend must have (ML-DSA is refused on `ring` here, at load time).
 fn algorithm(key: &str, v: &str) -> Result<Algorithm, String> {
-    v.parse().map_err(|_| format!("key `{key}`: unknown algorithm `{v}` (allowed: ES256, RS256)"))
+    let alg: Algorithm = v.parse().map_err(|_| {
+        let allowed: Vec<&str> = jwks_jose::crypto::supported().iter().map(|a| a.as_str()).collect();
+        format!("key `{key}`: unknown algorithm `{v}` (allowed: {})", allowed.join(", "))
+    })?;
+    jwks_jose::crypto::check_supported(alg).map_err(|e| format!("key `{key}`: {e}"))?;
+    Ok(alg)
 }
 
 fn validate(file: FileConfig, path: &Path) -> Result<Config, String> {

@@ -23,8 +23,12 @@ use super::{
 };
 use crate::clock::UnixTime;
 
-/// The algorithms a proof may use (`dpop_signing_alg_values_supported`).
-pub(crate) const ALGORITHMS: [jwks_jose::Algorithm; 2] = dpop::ALGORITHMS;
+/// The algorithms a proof may use (`dpop_signing_alg_values_supported`):
+/// every algorithm of the crypto backend, as for assertions. The proof's
+/// own `jwk` fixes which one, and the token is bound to that key.
+pub(crate) fn algorithms() -> Vec<jwks_jose::Algorithm> {
+    jwks_jose::crypto::supported()
+}
 
 /// A guard that only looks: it refuses an id already claimed and notes the
 /// one the proof would use, to be claimed later.
@@ -78,7 +82,8 @@ pub(crate) fn binding(
     };
     let request = Request { method: "POST", url: token_endpoint, access_token: None };
     let look = LookOnly { guard, client: &client.id, noted: Mutex::new(None) };
-    let verified = dpop::verify_proof(proof, &request, UNIX_EPOCH + Duration::from_secs(now), iat_window, &look);
+    let at = UNIX_EPOCH + Duration::from_secs(now);
+    let verified = dpop::verify_proof_with(proof, &request, &algorithms(), at, iat_window, &look);
     match verified {
         Ok(key) => {
             let Some(jti) = look.noted.lock().ok().and_then(|mut n| n.take()) else {
