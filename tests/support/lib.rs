@@ -209,6 +209,8 @@ pub struct IssuerOptions {
     pub rsa_bits: usize,
     /// `issuer`, when not the server's own URL (replicas behind one name).
     pub issuer: Option<String>,
+    /// `keys.algorithms` as TOML; `None`: `["ES256", "RS256"]`.
+    pub algorithms: Option<String>,
 }
 
 impl Default for IssuerOptions {
@@ -227,6 +229,7 @@ impl Default for IssuerOptions {
             kek: None,
             rsa_bits: 2048,
             issuer: None,
+            algorithms: None,
         }
     }
 }
@@ -464,7 +467,7 @@ listen = "127.0.0.1:1"
 
 [keys]
 {store}
-algorithms = ["ES256", "RS256"]
+algorithms = {algorithms}
 rsa_bits = {rsa_bits}
 rotation_period = "{rotation_period}"
 publish_ahead = "{publish_ahead}"
@@ -498,6 +501,7 @@ algorithm = "RS256"
             None => format!("dir = {:?}", keys_dir.display().to_string()),
         },
         rsa_bits = o.rsa_bits,
+        algorithms = o.algorithms.as_deref().unwrap_or(r#"["ES256", "RS256"]"#),
         issuer = o.issuer.as_deref().unwrap_or(url),
         rotation_period = o.rotation_period,
         publish_ahead = o.publish_ahead,
