@@ -30,8 +30,8 @@ pub enum Error {
     /// `ring`); said when a key is loaded or generated, never at signing.
     #[error("{alg} is not available on the {backend} backend; build with the default aws-lc-rs backend to use it")]
     UnsupportedByBackend {
-        /// The algorithm.
-        alg: crate::Algorithm,
+        /// The algorithm's registry name.
+        alg: &'static str,
         /// The backend's name.
         backend: &'static str,
     },

@@ -68,7 +68,7 @@ pub fn supported() -> Vec<Algorithm> {
 
 /// Refuses an algorithm the active backend does not have.
 pub fn check_supported(alg: Algorithm) -> Result<(), Error> {
-    if supports(alg) { Ok(()) } else { Err(Error::UnsupportedByBackend { alg, backend: BACKEND }) }
+    if supports(alg) { Ok(()) } else { Err(Error::UnsupportedByBackend { alg: alg.as_str(), backend: BACKEND }) }
 }
 
 /// The public half of a [`KeyPair`], as plain big-endian numbers or raw
@@ -577,7 +577,7 @@ mod tests {
                 continue;
             }
             assert_eq!(BACKEND, "ring");
-            let refused = Error::UnsupportedByBackend { alg, backend: "ring" };
+            let refused = Error::UnsupportedByBackend { alg: alg.as_str(), backend: "ring" };
             assert_eq!(KeyPair::generate(alg, 2048).unwrap_err(), refused);
             assert_eq!(KeyPair::from_pkcs8(alg, &[0x30, 0]).unwrap_err(), refused);
             assert_eq!(VerifyingKey::ml_dsa(alg, &[0; 1952]).unwrap_err(), refused);

@@ -52,7 +52,7 @@ fn rsa_encoding(alg: Algorithm) -> &'static dyn signature::RsaEncoding {
 /// Why ML-DSA keys are refused on this backend: said when a key is
 /// loaded or generated (configuration time), never at signing time.
 fn no_ml_dsa(alg: Algorithm) -> Error {
-    Error::UnsupportedByBackend { alg, backend: NAME }
+    Error::UnsupportedByBackend { alg: alg.as_str(), backend: NAME }
 }
 
 /// A new ECDSA private key (ES256 or ES384) as PKCS#8 DER.
