@@ -212,6 +212,8 @@ pub struct IssuerOptions {
     /// `[tls]`: serve https with this certificate and key (the URL is then
     /// `https://127.0.0.1:PORT`).
     pub tls: Option<CertFiles>,
+    /// `keys.algorithms` as TOML; `None`: `["ES256", "RS256"]`.
+    pub algorithms: Option<String>,
 }
 
 impl Default for IssuerOptions {
@@ -231,6 +233,7 @@ impl Default for IssuerOptions {
             rsa_bits: 2048,
             issuer: None,
             tls: None,
+            algorithms: None,
         }
     }
 }
@@ -475,7 +478,7 @@ listen = "127.0.0.1:1"
 
 [keys]
 {store}
-algorithms = ["ES256", "RS256"]
+algorithms = {algorithms}
 rsa_bits = {rsa_bits}
 rotation_period = "{rotation_period}"
 publish_ahead = "{publish_ahead}"
@@ -517,6 +520,7 @@ algorithm = "RS256"
             None => format!("dir = {:?}", keys_dir.display().to_string()),
         },
         rsa_bits = o.rsa_bits,
+        algorithms = o.algorithms.as_deref().unwrap_or(r#"["ES256", "RS256"]"#),
         issuer = o.issuer.as_deref().unwrap_or(url),
         rotation_period = o.rotation_period,
         publish_ahead = o.publish_ahead,

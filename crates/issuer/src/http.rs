@@ -110,9 +110,9 @@ pub fn metadata(config: &Config) -> serde_json::Value {
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": oauth::assertion::ALGORITHMS.map(|a| a.as_str()),
+        "token_endpoint_auth_signing_alg_values_supported": oauth::assertion::algorithms().iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         "access_token_signing_alg_values_supported": algs,
-        "dpop_signing_alg_values_supported": oauth::DPOP_ALGORITHMS.map(|a| a.as_str()),
+        "dpop_signing_alg_values_supported": oauth::dpop_algorithms().iter().map(|a| a.as_str()).collect::<Vec<_>>(),
     })
 }
 

@@ -26,6 +26,15 @@ pub enum Error {
     /// A key that cannot be used: wrong type, size, curve or encoding.
     #[error("key rejected: {0}")]
     KeyRejected(String),
+    /// An algorithm this build's crypto backend does not have (ML-DSA on
+    /// `ring`); said when a key is loaded or generated, never at signing.
+    #[error("{alg} is not available on the {backend} backend; build with the default aws-lc-rs backend to use it")]
+    UnsupportedByBackend {
+        /// The algorithm's registry name.
+        alg: &'static str,
+        /// The backend's name.
+        backend: &'static str,
+    },
     /// A signature that does not verify.
     #[error("signature verification failed")]
     BadSignature,

@@ -29,7 +29,8 @@ impl fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Generates a new private key for `alg` and returns it as PKCS#8 DER.
-    /// `rsa_bits` (2048, 3072 or 4096) is used for RS256 only.
+    /// `rsa_bits` (2048, 3072 or 4096) is used for RS256 and PS256 only;
+    /// ML-DSA keys come in the seed form of RFC 9881.
     ///
     /// RSA generation takes from a hundred milliseconds to seconds: call it
     /// off any async executor.
@@ -37,15 +38,21 @@ impl SigningKey {
         KeyPair::generate(alg, rsa_bits)
     }
 
-    /// Parses a PKCS#8 DER private key for `alg`.
+    /// Parses a PKCS#8 DER private key for `alg` (see
+    /// [`KeyPair::from_pkcs8`] for the forms of each).
     pub fn from_pkcs8(alg: Algorithm, pkcs8: &[u8]) -> Result<Self, Error> {
         let pair = KeyPair::from_pkcs8(alg, pkcs8)?;
         let public = match pair.public_parts() {
             PublicParts::Rsa { n, e } => Jwk::rsa(n, e),
             PublicParts::P256 { x, y } => Jwk::p256(x, y),
+            PublicParts::P384 { x, y } => Jwk::p384(x, y),
+            PublicParts::Ed25519 { x } => Jwk::ed25519(x),
+            PublicParts::MlDsa { public } => Jwk::ml_dsa(alg, public),
         };
+        // `alg` first: the AKP thumbprint covers it (RFC 9964).
+        let public = Jwk { alg: Some(alg.as_str().into()), ..public };
         let kid = thumbprint(&public)?;
-        let public = Jwk { kid: Some(kid.clone()), use_: Some("sig".into()), alg: Some(alg.as_str().into()), ..public };
+        let public = Jwk { kid: Some(kid.clone()), use_: Some("sig".into()), ..public };
         Ok(SigningKey { kid, public, pair })
     }
 
@@ -69,7 +76,7 @@ impl SigningKey {
         self.pair.signature_len()
     }
 
-    /// Signs `message` (PKCS#1 v1.5 SHA-256, or ECDSA P-256 SHA-256 `r || s`).
+    /// Signs `message` with the key's algorithm.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         self.pair.sign(message)
     }

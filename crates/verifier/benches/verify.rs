@@ -50,6 +50,7 @@ fn bench(c: &mut Criterion) {
             let verifier = Verifier::builder()
                 .issuer("http://127.0.0.1:8080")
                 .audience("https://api.example.test")
+                .algorithms([alg, Algorithm::ES256])
                 .clock(Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(NOW))))
                 .build_offline(&jwks)
                 .unwrap();

@@ -141,7 +141,9 @@ impl Refusal {
         match &self.error {
             Error::Malformed { .. } => "the access token is malformed",
             Error::TokenTooLarge { .. } => "the access token is too large",
-            Error::UnsupportedAlg { .. } | Error::AlgMismatch { .. } => "the token's algorithm is not accepted",
+            Error::UnsupportedAlg { .. } | Error::AlgMismatch { .. } | Error::AlgNameMismatch { .. } => {
+                "the token's algorithm is not accepted"
+            }
             Error::UnsupportedCrit => "the token has critical header extensions",
             Error::WrongType { .. } => "the token is not an access token (typ)",
             Error::UnknownKid { .. } => "the token's signing key is unknown",

@@ -63,6 +63,7 @@ use crate::{
     clock::{UnixTime, unix_seconds},
     error::truncated,
     json::parse_object,
+    limits::{self, proof_limit},
     nonce::{self, Freshness, NoncePolicy},
 };
 
@@ -154,8 +155,21 @@ pub fn verify_proof(
     iat_window: Duration,
     replay: &dyn ReplayGuard,
 ) -> Result<ProofKey, Error> {
-    let checked = check_proof(proof, request, unix_seconds(now), iat_window.as_secs(), None)?;
-    Ok(record(checked, unix_seconds(now), replay)?)
+    verify_proof_with(proof, request, &ALGORITHMS, now, iat_window, replay)
+}
+
+/// [`verify_proof`] with the caller's algorithm allow-list (a token
+/// endpoint's configured algorithms, say) instead of [`ALGORITHMS`]. Each
+/// algorithm's proofs are held to its size limit ([`crate::limits`]).
+pub fn verify_proof_with(
+    proof: &str,
+    request: &Request<'_>,
+    algorithms: &[Algorithm],
+    now: SystemTime,
+    iat_window: Duration,
+    replay: &dyn ReplayGuard,
+) -> Result<ProofKey, Error> {
+    verify_proof_checked(proof, request, algorithms, now, iat_window, replay, None)
 }
 
 /// [`verify_proof`] with a server nonce policy (RFC 9449 §8, §9): after
@@ -171,7 +185,21 @@ pub fn verify_proof_with_nonce(
     replay: &dyn ReplayGuard,
     nonce: &dyn NoncePolicy,
 ) -> Result<ProofKey, Error> {
-    let checked = check_proof(proof, request, unix_seconds(now), iat_window.as_secs(), Some(nonce))?;
+    verify_proof_checked(proof, request, &ALGORITHMS, now, iat_window, replay, Some(nonce))
+}
+
+/// The general form: the caller's algorithm allow-list and, optionally, a
+/// nonce policy ([`verify_proof_with`], [`verify_proof_with_nonce`]).
+pub fn verify_proof_checked(
+    proof: &str,
+    request: &Request<'_>,
+    algorithms: &[Algorithm],
+    now: SystemTime,
+    iat_window: Duration,
+    replay: &dyn ReplayGuard,
+    nonce: Option<&dyn NoncePolicy>,
+) -> Result<ProofKey, Error> {
+    let checked = check_proof(proof, request, algorithms, unix_seconds(now), iat_window.as_secs(), nonce)?;
     Ok(record(checked, unix_seconds(now), replay)?)
 }
 
@@ -187,34 +215,37 @@ struct Checked {
 fn check_proof(
     proof: &str,
     request: &Request<'_>,
+    algorithms: &[Algorithm],
     now: u64,
     window: u64,
     nonce: Option<&dyn NoncePolicy>,
 ) -> Result<Checked, Error> {
-    if proof.len() > MAX_PROOF_LEN {
-        return Err(ProofError::TooLarge { len: proof.len() }.into());
+    let max = limits::largest(algorithms, proof_limit);
+    if proof.len() > max {
+        return Err(ProofError::TooLarge { len: proof.len(), max }.into());
     }
-    let parts = compact::split(proof, MAX_PROOF_LEN).map_err(|e| ProofError::Malformed(e.to_string()))?;
+    let parts = compact::split(proof, max).map_err(|e| ProofError::Malformed(e.to_string()))?;
     let header = parse_object(&parts.header).map_err(|e| ProofError::Malformed(format!("header: {e}")))?;
     if !matches!(header.get("typ"), Some(Value::String(t)) if crate::token::type_matches(t, PROOF_TYPE)) {
         return Err(ProofError::WrongType.into());
     }
-    let alg = match header.get("alg") {
-        Some(Value::String(name)) => name
-            .parse::<Algorithm>()
-            .ok()
-            .filter(|a| ALGORITHMS.contains(a))
+    let (alg, alg_name) = match header.get("alg") {
+        Some(Value::String(name)) => crate::token::header_alg(name)
+            .filter(|(a, _)| algorithms.contains(a))
             .ok_or_else(|| ProofError::UnsupportedAlg(truncated(name)))?,
         Some(_) => return Err(ProofError::Malformed("header `alg` is not a string".into()).into()),
         None => return Err(ProofError::Malformed("header has no `alg`".into()).into()),
     };
+    if proof.len() > proof_limit(alg) {
+        return Err(ProofError::TooLarge { len: proof.len(), max: proof_limit(alg) }.into());
+    }
     if header.contains_key("crit") {
         return Err(ProofError::UnsupportedCrit.into());
     }
     let jwk = public_jwk(&header)?;
     let key = jwk.verifying_key().map_err(|e| ProofError::BadKey(e.to_string()))?;
-    if key.algorithm() != alg {
-        return Err(ProofError::BadKey(format!("a {} key cannot verify {alg}", jwk.kty)).into());
+    if key.algorithm() != alg || !key.admits_header_name(alg_name) {
+        return Err(ProofError::BadKey(format!("a {} key cannot verify {alg_name}", truncated(&jwk.kty))).into());
     }
     key.verify(parts.signing_input.as_bytes(), &parts.signature).map_err(|_| ProofError::BadSignature)?;
     let jkt = jwks_jose::thumbprint(&jwk).map_err(|e| ProofError::BadKey(e.to_string()))?;
@@ -344,6 +375,8 @@ fn normalised(s: &str) -> Option<String> {
 /// The DPoP settings and replay cache of one verifier.
 #[derive(Debug)]
 pub(crate) struct Binding {
+    /// The proof algorithms: the verifier's allow-list.
+    pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) iat_window: Duration,
     pub(crate) replay: ReplayCache,
     /// The server nonce policy (RFC 9449 §9), if any.
@@ -397,7 +430,14 @@ impl Binding {
             (Some(jkt), Some(p)) => {
                 let request = Request { method: p.method, url: p.url, access_token: Some(token) };
                 let nonce = self.nonce.as_deref();
-                let checked = check_proof(p.proof, &request, unix_seconds(now), self.iat_window.as_secs(), nonce)?;
+                let checked = check_proof(
+                    p.proof,
+                    &request,
+                    &self.algorithms,
+                    unix_seconds(now),
+                    self.iat_window.as_secs(),
+                    nonce,
+                )?;
                 if checked.key.jkt == *jkt { Ok(Some(Pending(checked))) } else { Err(ProofError::KeyMismatch.into()) }
             }
         }

@@ -21,7 +21,8 @@ pub enum Error {
         /// What was wrong.
         reason: Cow<'static, str>,
     },
-    /// The token is longer than the limit (8 KiB).
+    /// The token is longer than the limit (8 KiB; more for ML-DSA, see
+    /// [`crate::limits`]).
     #[error("token of {len} bytes exceeds the limit of {max}")]
     TokenTooLarge {
         /// Length of the token.
@@ -42,6 +43,14 @@ pub enum Error {
         header: Algorithm,
         /// The key's algorithm.
         key: Algorithm,
+    },
+    /// The header names the key's algorithm by a name its JWK does not
+    /// admit: `EdDSA` on an Ed25519 key whose JWK says `Ed25519`, or
+    /// `Ed25519` on one whose JWK says `EdDSA`. Code `alg_mismatch`.
+    #[error("header alg `{header}` is not the name the key's JWK gives its algorithm")]
+    AlgNameMismatch {
+        /// The header's `alg`.
+        header: &'static str,
     },
     /// The header carries `crit`, whose extensions this verifier does not
     /// understand (RFC 7515 §4.1.11).
@@ -173,7 +182,7 @@ impl Error {
             Error::Malformed { .. } => "malformed",
             Error::TokenTooLarge { .. } => "token_too_large",
             Error::UnsupportedAlg { .. } => "unsupported_alg",
-            Error::AlgMismatch { .. } => "alg_mismatch",
+            Error::AlgMismatch { .. } | Error::AlgNameMismatch { .. } => "alg_mismatch",
             Error::UnsupportedCrit => "unsupported_crit",
             Error::WrongType { .. } => "wrong_type",
             Error::UnknownKid { .. } => "unknown_kid",

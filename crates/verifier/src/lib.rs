@@ -10,9 +10,11 @@
 //! many requests miss at once), and keeps serving the last good keys for up
 //! to `max_stale` while the endpoint fails.
 //!
-//! Each token is checked in this order: size (8 KiB), three strict
-//! base64url segments, a duplicate-free JSON header, `alg` in the allow-list
-//! (RS256 and ES256 by default; `none` and HMAC never), no `crit`, `typ`
+//! Each token is checked in this order: size (8 KiB; more for ML-DSA, see
+//! [`limits`]), three strict base64url segments, a duplicate-free JSON
+//! header, `alg` in the allow-list (RS256 and ES256 by default; ES384,
+//! PS256, Ed25519, ML-DSA-44 and ML-DSA-65 opt-in; `none` and HMAC never),
+//! the size limit of that algorithm, no `crit`, `typ`
 //! `at+jwt`, the key named by `kid` (whose own algorithm must equal `alg`),
 //! the signature, then `iss`, `aud`, `exp`, `nbf` and `iat` with a leeway.
 //! `jku`, `x5u`, `jwk` and `x5c` headers are ignored. Every refusal is an
@@ -96,6 +98,7 @@ mod error;
 mod http;
 mod json;
 mod keys;
+pub mod limits;
 mod multi;
 pub mod nonce;
 mod proof;

@@ -35,9 +35,9 @@ use clap::{
     builder::{PossibleValuesParser, TypedValueParser},
 };
 use jwks_verifier::{
-    Algorithm, Claims, Error, MAX_TOKEN_LEN, Verified, Verifier,
+    Algorithm, Claims, Error, Verified, Verifier,
     dangerous::DangerousOptions,
-    dpop::MAX_PROOF_LEN,
+    limits::{MAX_PROOF_LIMIT, MAX_TOKEN_LIMIT},
     nonce::{NonceMode, StatelessNonces},
 };
 use serde::Deserialize;
@@ -45,8 +45,10 @@ use serde_json::json;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// The longest input line read: a captured request holds a token and a
-/// DPoP proof of at most 8 KiB each, and its JSON framing.
-const MAX_LINE_LEN: usize = MAX_TOKEN_LEN + MAX_PROOF_LEN + 4096;
+/// DPoP proof of at most the largest limits of any algorithm (13 KiB and
+/// 16 KiB, ML-DSA-65's; each algorithm's own limit is the library's), and
+/// its JSON framing.
+const MAX_LINE_LEN: usize = MAX_TOKEN_LIMIT + MAX_PROOF_LIMIT + 4096;
 
 /// Verify JWT access tokens (one per line on stdin) against an issuer's JWKS.
 ///
@@ -79,7 +81,10 @@ struct Args {
     /// Accepted audience (repeatable).
     #[arg(long, required = true)]
     audience: Vec<String>,
-    /// Allowed algorithm (repeatable; default RS256 and ES256).
+    /// Allowed algorithm, for tokens and DPoP proofs (repeatable; default
+    /// RS256 and ES256; also ES384, PS256, Ed25519, ML-DSA-44, ML-DSA-65).
+    /// Ed25519 also admits the header name EdDSA on an Ed25519 key whose
+    /// JWK says EdDSA or has no alg.
     #[arg(long = "alg", value_parser = algorithm_parser())]
     algs: Vec<Algorithm>,
     /// Clock skew tolerated for exp, nbf and iat.

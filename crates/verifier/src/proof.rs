@@ -5,13 +5,17 @@ use std::fmt;
 
 use jwks_jose::Algorithm;
 
-/// The largest proof accepted, in bytes.
-pub const MAX_PROOF_LEN: usize = 8 * 1024;
+/// The largest proof accepted of the classical algorithms, in bytes: 8 KiB.
+/// ML-DSA proofs have larger limits, see [`crate::limits`].
+pub const MAX_PROOF_LEN: usize = crate::limits::CLASSICAL_LIMIT;
 
 /// The longest `jti` accepted, in characters.
 pub const MAX_JTI_LEN: usize = 256;
 
-/// The proof algorithms accepted (`dpop_signing_alg_values_supported`).
+/// The proof algorithms accepted by default (ES256 and RS256): those of
+/// [`verify_proof`](crate::dpop::verify_proof). A [`Verifier`](crate::Verifier)
+/// accepts proofs of its own allow-list, and
+/// [`verify_proof_with`](crate::dpop::verify_proof_with) of the caller's.
 pub const ALGORITHMS: [Algorithm; 2] = [Algorithm::ES256, Algorithm::RS256];
 
 /// The required header `typ` of a proof (RFC 9449 §4.2).
@@ -26,19 +30,22 @@ pub enum ProofError {
     /// Not a compact JWS of strict base64url, or not JSON objects, or
     /// duplicate member names, or a claim of the wrong type.
     Malformed(String),
-    /// Longer than [`MAX_PROOF_LEN`].
+    /// Longer than the limit of its algorithm ([`MAX_PROOF_LEN`] but for
+    /// ML-DSA, see [`crate::limits`]).
     TooLarge {
         /// The proof's length.
         len: usize,
+        /// The limit it exceeded.
+        max: usize,
     },
     /// The header `typ` is not `dpop+jwt`.
     WrongType,
-    /// The header `alg` is not RS256 or ES256.
+    /// The header `alg` is not in the allow-list.
     UnsupportedAlg(String),
     /// The header has `crit`.
     UnsupportedCrit,
-    /// The header has no `jwk`, or it is not a usable RS256/ES256 public key
-    /// for the header's `alg`.
+    /// The header has no `jwk`, or it is not a usable public key for the
+    /// header's `alg`.
     BadKey(String),
     /// The header's `jwk` carries private or symmetric key material.
     PrivateKey,
@@ -82,9 +89,9 @@ impl fmt::Display for ProofError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProofError::Malformed(r) => write!(f, "malformed DPoP proof: {r}"),
-            ProofError::TooLarge { len } => write!(f, "DPoP proof of {len} bytes exceeds {MAX_PROOF_LEN}"),
+            ProofError::TooLarge { len, max } => write!(f, "DPoP proof of {len} bytes exceeds {max}"),
             ProofError::WrongType => write!(f, "DPoP proof `typ` must be `{PROOF_TYPE}`"),
-            ProofError::UnsupportedAlg(a) => write!(f, "DPoP proof algorithm `{a}` is not ES256 or RS256"),
+            ProofError::UnsupportedAlg(a) => write!(f, "DPoP proof algorithm `{a}` is not allowed"),
             ProofError::UnsupportedCrit => f.write_str("DPoP proof has critical header extensions"),
             ProofError::BadKey(r) => write!(f, "DPoP proof `jwk` is not usable: {r}"),
             ProofError::PrivateKey => f.write_str("DPoP proof `jwk` carries private key material"),

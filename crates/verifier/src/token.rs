@@ -7,10 +7,19 @@ use std::time::{Duration, SystemTime};
 use jwks_jose::{Algorithm, VerifyingKey, compact};
 use serde_json::{Map, Value};
 
-use crate::{Error, claims::numeric_date_value, clock::unix_seconds, error::truncated, json::parse_object};
+use crate::{
+    Error,
+    claims::numeric_date_value,
+    clock::unix_seconds,
+    error::truncated,
+    json::parse_object,
+    limits::{self, token_limit},
+};
 
-/// The largest token accepted, in bytes.
-pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// The largest token accepted of the classical algorithms (RS256, ES256,
+/// ES384, PS256, Ed25519), in bytes: 8 KiB. ML-DSA tokens have larger
+/// limits, see [`crate::limits`].
+pub const MAX_TOKEN_LEN: usize = limits::CLASSICAL_LIMIT;
 
 /// What a token must satisfy, apart from its key.
 #[derive(Debug, Clone)]
@@ -28,12 +37,15 @@ pub(crate) struct Policy {
 pub(crate) struct Unverified<'a> {
     pub(crate) parts: compact::Parts<'a>,
     pub(crate) alg: Algorithm,
+    /// The header's name for `alg`: its registry name, or `EdDSA`.
+    pub(crate) alg_name: &'static str,
     pub(crate) kid: Option<String>,
 }
 
-/// Framing and header checks, in the order RFC 8725 asks for: size, three
-/// strict base64url segments, a duplicate-free JSON header, `alg` in the
-/// allow-list, no `crit`, the right `typ`. `jku`, `x5u`, `jwk` and `x5c`
+/// Framing and header checks, in the order RFC 8725 asks for: size (the
+/// largest limit of the allowed algorithms), three strict base64url
+/// segments, a duplicate-free JSON header, `alg` in the allow-list, the
+/// size limit of that algorithm, no `crit`, the right `typ`. `jku`, `x5u`, `jwk` and `x5c`
 /// are ignored: keys named by a token are never fetched or trusted.
 /// The `alg` of a token that is not a compact JWS but whose first segment
 /// is a header naming `none` (in any case).
@@ -47,10 +59,11 @@ fn unsigned_alg(token: &str) -> Option<String> {
 }
 
 pub(crate) fn parse<'a>(token: &'a str, policy: &Policy) -> Result<Unverified<'a>, Error> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(Error::TokenTooLarge { len: token.len(), max: MAX_TOKEN_LEN });
+    let max = limits::largest(&policy.algorithms, token_limit);
+    if token.len() > max {
+        return Err(Error::TokenTooLarge { len: token.len(), max });
     }
-    let parts = compact::split(token, MAX_TOKEN_LEN).map_err(|e| match e {
+    let parts = compact::split(token, max).map_err(|e| match e {
         jwks_jose::Error::TooLarge { len, max } => Error::TokenTooLarge { len, max },
         // `h.p.` and `h.p` whose header says `alg: none` are refused for
         // their algorithm, as the allow-list rule says, not for their shape.
@@ -60,15 +73,16 @@ pub(crate) fn parse<'a>(token: &'a str, policy: &Policy) -> Result<Unverified<'a
         },
     })?;
     let header = parse_object(&parts.header).map_err(|e| Error::malformed(format!("header: {e}")))?;
-    let alg = match header.get("alg") {
-        Some(Value::String(name)) => {
-            name.parse::<Algorithm>().map_err(|_| Error::UnsupportedAlg { alg: truncated(name) })?
-        }
+    let (alg, alg_name) = match header.get("alg") {
+        Some(Value::String(name)) => header_alg(name).ok_or_else(|| Error::UnsupportedAlg { alg: truncated(name) })?,
         Some(_) => return Err(Error::malformed("header `alg` is not a string")),
         None => return Err(Error::malformed("header has no `alg`")),
     };
     if !policy.algorithms.contains(&alg) {
-        return Err(Error::UnsupportedAlg { alg: alg.as_str().to_owned() });
+        return Err(Error::UnsupportedAlg { alg: alg_name.to_owned() });
+    }
+    if token.len() > token_limit(alg) {
+        return Err(Error::TokenTooLarge { len: token.len(), max: token_limit(alg) });
     }
     if header.contains_key("crit") {
         return Err(Error::UnsupportedCrit);
@@ -86,7 +100,15 @@ pub(crate) fn parse<'a>(token: &'a str, policy: &Policy) -> Result<Unverified<'a
         Some(_) => return Err(Error::malformed("header `kid` is not a string")),
         None => None,
     };
-    Ok(Unverified { parts, alg, kid })
+    Ok(Unverified { parts, alg, alg_name, kid })
+}
+
+/// A header `alg` and the name it was given: a registry name, or `EdDSA`
+/// for Ed25519 (RFC 8037, deprecated by RFC 9864 and still sent).
+pub(crate) fn header_alg(name: &str) -> Option<(Algorithm, &'static str)> {
+    let alg = Algorithm::from_header_name(name).ok()?;
+    let name = if name == Algorithm::LEGACY_EDDSA { Algorithm::LEGACY_EDDSA } else { alg.as_str() };
+    Some((alg, name))
 }
 
 /// Media types compare case-insensitively and `application/` may be
@@ -106,6 +128,9 @@ pub(crate) fn type_matches(found: &str, expected: &str) -> bool {
 pub(crate) fn check_signature(token: &Unverified<'_>, key: &VerifyingKey) -> Result<(), Error> {
     if key.algorithm() != token.alg {
         return Err(Error::AlgMismatch { header: token.alg, key: key.algorithm() });
+    }
+    if !key.admits_header_name(token.alg_name) {
+        return Err(Error::AlgNameMismatch { header: token.alg_name });
     }
     key.verify(token.parts.signing_input.as_bytes(), &token.parts.signature).map_err(|_| Error::BadSignature)
 }

@@ -63,7 +63,7 @@ impl Default for VerifierBuilder {
             issuer: None,
             jwks_uri: None,
             audiences: Vec::new(),
-            algorithms: Algorithm::ALL.to_vec(),
+            algorithms: crate::limits::DEFAULT_ALGORITHMS.to_vec(),
             leeway: Duration::from_secs(60),
             required_type: Some("at+jwt".into()),
             allow_http: false,
@@ -111,8 +111,14 @@ impl VerifierBuilder {
         self
     }
 
-    /// The algorithm allow-list. Defaults to RS256 and ES256. `none` and
-    /// HMAC algorithms cannot be expressed.
+    /// The algorithm allow-list, for tokens and DPoP proofs alike. Defaults
+    /// to RS256 and ES256 ([`limits::DEFAULT_ALGORITHMS`](crate::limits::DEFAULT_ALGORITHMS));
+    /// ES384, PS256, Ed25519, ML-DSA-44 and ML-DSA-65 are opt-in. An
+    /// allowed Ed25519 also admits the header name `EdDSA` on an Ed25519
+    /// key whose JWK says `EdDSA` or has no `alg`. `none` and HMAC
+    /// algorithms cannot be expressed; ML-DSA on the `ring` backend is a
+    /// configuration error. Each algorithm has its size limit
+    /// ([`crate::limits`]).
     pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
         self.algorithms = algorithms.into_iter().collect();
         self
@@ -318,6 +324,7 @@ impl VerifierBuilder {
     fn binding(&self) -> Binding {
         let per_key = self.dpop_replay_capacity_per_key.min(self.dpop_replay_capacity);
         Binding {
+            algorithms: self.algorithms.clone(),
             iat_window: self.dpop_iat_window,
             replay: dpop::ReplayCache::new(self.dpop_replay_capacity, per_key),
             nonce: self.dpop_nonce.clone(),
@@ -332,6 +339,11 @@ impl VerifierBuilder {
         }
         if self.algorithms.is_empty() {
             return Err(Error::config("the algorithm allow-list is empty"));
+        }
+        if let Some(Err(e)) =
+            self.algorithms.iter().map(|a| jwks_jose::crypto::check_supported(*a)).find(Result::is_err)
+        {
+            return Err(Error::config(e.to_string()));
         }
         Ok(Policy {
             issuer,

@@ -307,6 +307,8 @@ fn keys(k: file::FileKeys) -> Result<KeysConfig, Invalid> {
         if !seen.insert(*a) {
             return Err(Invalid::new("keys.algorithms", format!("`{a}` is listed twice")));
         }
+        // ML-DSA is refused on the `ring` backend here, at load time.
+        jwks_jose::crypto::check_supported(*a).map_err(|e| Invalid::new("keys.algorithms", e.to_string()))?;
     }
     if k.algorithms.is_empty() {
         return Err(Invalid::new("keys.algorithms", "at least one algorithm is needed"));

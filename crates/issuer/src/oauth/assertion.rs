@@ -23,8 +23,13 @@ use super::replay::PendingId;
 use crate::clock::{SharedClock, UnixTime};
 /// Leeway for `exp`, `iat` and `nbf` of an assertion, in seconds.
 pub(crate) const LEEWAY: u64 = 60;
-/// Signing algorithms accepted for assertions (never HS* or none).
-pub(crate) const ALGORITHMS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
+/// Signing algorithms accepted for assertions (never HS* or none): every
+/// algorithm of the crypto backend (RS256, ES256, ES384, PS256, Ed25519,
+/// and ML-DSA-44 / ML-DSA-65 on aws-lc-rs). The client's registered key
+/// fixes which one its assertions use.
+pub(crate) fn algorithms() -> Vec<Algorithm> {
+    jwks_jose::crypto::supported()
+}
 
 /// The issuer's clock seen through the verifier crate's clock trait.
 #[derive(Debug)]
@@ -113,7 +118,7 @@ impl AssertionVerifier {
     fn builder(client_id: &str, audience: &AudienceRule, clock: &SharedClock) -> jwks_verifier::VerifierBuilder {
         let mut b = Verifier::builder()
             .issuer(client_id)
-            .algorithms(ALGORITHMS)
+            .algorithms(algorithms())
             .leeway(Duration::from_secs(LEEWAY))
             .clock(Arc::new(VerifierClock(clock.clone())))
             // Assertions carry `typ: JWT` or none (RFC 7523 sets no type).

@@ -35,8 +35,12 @@ use super::{
 };
 use crate::clock::UnixTime;
 
-/// The algorithms a proof may use (`dpop_signing_alg_values_supported`).
-pub(crate) const ALGORITHMS: [jwks_jose::Algorithm; 2] = dpop::ALGORITHMS;
+/// The algorithms a proof may use (`dpop_signing_alg_values_supported`):
+/// every algorithm of the crypto backend, as for assertions. The proof's
+/// own `jwk` fixes which one, and the token is bound to that key.
+pub(crate) fn algorithms() -> Vec<jwks_jose::Algorithm> {
+    jwks_jose::crypto::supported()
+}
 
 /// The HKDF label of the nonce key derived from `JWKS_ISSUER_KEK`.
 pub(crate) const NONCE_LABEL: &str = "jwks-issuer dpop-nonce v1";
@@ -130,10 +134,15 @@ pub(crate) fn binding(
     let request = Request { method: "POST", url: token_endpoint, access_token: None };
     let look = LookOnly { guard, client: &client.id, noted: Mutex::new(None) };
     let at = UNIX_EPOCH + Duration::from_secs(now);
-    let verified = match &nonces {
-        Some(n) => dpop::verify_proof_with_nonce(proof, &request, at, iat_window, &look, n),
-        None => dpop::verify_proof(proof, &request, at, iat_window, &look),
-    };
+    let verified = dpop::verify_proof_checked(
+        proof,
+        &request,
+        &algorithms(),
+        at,
+        iat_window,
+        &look,
+        nonces.as_ref().map(|n| n as &dyn NoncePolicy),
+    );
     match verified {
         Ok(key) => {
             let Some(jti) = look.noted.lock().ok().and_then(|mut n| n.take()) else {

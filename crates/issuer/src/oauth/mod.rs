@@ -30,4 +30,6 @@ pub use service::{Issued, TokenService, TokenSettings};
 pub use throttle::ThrottleConfig;
 
 /// The algorithms a DPoP proof may use (`dpop_signing_alg_values_supported`).
-pub const DPOP_ALGORITHMS: [jwks_jose::Algorithm; 2] = dpop::ALGORITHMS;
+pub fn dpop_algorithms() -> Vec<jwks_jose::Algorithm> {
+    dpop::algorithms()
+}

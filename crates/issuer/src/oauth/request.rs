@@ -347,7 +347,7 @@ fn credentials(authorization: &[&[u8]], form: &TokenForm) -> Result<Credentials,
 
 /// The `iss` of an assertion, read without verification.
 pub fn unverified_issuer(assertion: &str) -> Option<String> {
-    let parts = jwks_jose::compact::split(assertion, jwks_verifier::MAX_TOKEN_LEN).ok()?;
+    let parts = jwks_jose::compact::split(assertion, jwks_verifier::limits::MAX_TOKEN_LIMIT).ok()?;
     #[derive(serde::Deserialize)]
     struct Iss {
         iss: String,

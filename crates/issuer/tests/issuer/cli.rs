@@ -611,3 +611,40 @@ fn check_config_checks_the_kek_and_warns_when_the_issuer_is_not_the_listen_addre
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("warning") && text(&o.stderr).contains("127.0.0.1:9999"), "{}", text(&o.stderr));
 }
+
+/// `keys import` takes PKCS#8 PEMs of every kind the backend has: RSA for
+/// PS256, P-384, Ed25519 in PKCS#8 v1 (what `openssl genpkey` writes) and
+/// v2, and ML-DSA in the seed form of RFC 9881 (aws-lc-rs only).
+#[test]
+fn keys_import_takes_pkcs8_pems_of_every_algorithm() {
+    use jwks_jose::{Algorithm, SigningKey, crypto};
+    let names: Vec<String> = crypto::supported().iter().map(|a| format!("\"{a}\"")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &format!("[{}]", names.join(", ")));
+    let c = |args: &[&str]| with_config(&path, args);
+    let v2 = SigningKey::generate(Algorithm::Ed25519, 2048).unwrap();
+    // PKCS#8 v1 (RFC 8410 §7): the same seed without the public key.
+    let seed = &v2[16..48];
+    let mut v1 = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    v1.extend_from_slice(seed);
+    let mut ders: Vec<(Algorithm, Vec<u8>)> = vec![(Algorithm::Ed25519, v1)];
+    for alg in crypto::supported().into_iter().filter(|a| *a != Algorithm::RS256) {
+        ders.push((alg, SigningKey::generate(alg, 2048).unwrap()));
+    }
+    for (i, (alg, der)) in ders.iter().enumerate() {
+        let kid = SigningKey::from_pkcs8(*alg, der).unwrap().kid().to_string();
+        let pem = dir.path().join(format!("{i}.pem"));
+        std::fs::write(&pem, pkcs8_pem(der)).unwrap();
+        let out = ok(&run(&mut c(&["keys", "import", "--alg", alg.as_str(), "--pem", pem.to_str().unwrap()]), b""));
+        assert!(out.contains(&kid), "{alg}: {out}");
+    }
+    let listed = ok(&run(&mut c(&["keys", "list"]), b""));
+    for (alg, der) in &ders {
+        assert!(listed.contains(SigningKey::from_pkcs8(*alg, der).unwrap().kid()), "{alg}: {listed}");
+    }
+    // A key of one kind is refused under another algorithm's name.
+    let p384 = dir.path().join("p384.pem");
+    std::fs::write(&p384, pkcs8_pem(&SigningKey::generate(Algorithm::ES384, 2048).unwrap())).unwrap();
+    let wrong = run(&mut c(&["keys", "import", "--alg", "Ed25519", "--pem", p384.to_str().unwrap()]), b"");
+    assert!(!wrong.status.success(), "{}", text(&wrong.stdout));
+}

@@ -4,6 +4,7 @@
 //! would be a separate, slow-to-link binary).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod algorithms;
 mod cli;
 mod config;
 mod discovery;

@@ -1,7 +1,9 @@
 //! The `aws-lc-rs` backend (default feature `aws-lc-rs`): the primitives
 //! behind [`crate::crypto`], nothing else. Every check that does not depend
 //! on the backend (sizes, exponents, scalar ranges) is made by the
-//! backend-neutral module before these are called.
+//! backend-neutral module before these are called. It has every algorithm
+//! of [`Algorithm`], ML-DSA included (`aws_lc_rs::signature::PqdsaKeyPair`,
+//! stable since aws-lc-rs 1.18).
 
 use aws_lc_rs::{
     aead, digest,
@@ -9,13 +11,21 @@ use aws_lc_rs::{
     hkdf, hmac,
     rand::{SecureRandom, SystemRandom},
     rsa::KeySize,
-    signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair},
+    signature::{
+        self, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, PqdsaKeyPair, PqdsaSigningAlgorithm,
+        RsaEncoding, RsaKeyPair,
+    },
 };
 
-use crate::Error;
+use crate::{Algorithm, Error};
 
 /// The backend's name.
 pub(crate) const NAME: &str = "aws-lc-rs";
+
+/// Whether this backend has `alg`: every algorithm.
+pub(crate) const fn supports(_alg: Algorithm) -> bool {
+    true
+}
 
 /// SHA-256 of `data`.
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
@@ -30,10 +40,45 @@ pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), Error> {
     SystemRandom::new().fill(out).map_err(|_| Error::Crypto("random source failed"))
 }
 
-/// A new P-256 private key as PKCS#8 DER.
-pub(crate) fn generate_ec() -> Result<Vec<u8>, Error> {
-    let doc = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+fn ecdsa_signing(alg: Algorithm) -> &'static EcdsaSigningAlgorithm {
+    match alg {
+        Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+        _ => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+    }
+}
+
+fn ml_dsa_signing(alg: Algorithm) -> &'static PqdsaSigningAlgorithm {
+    match alg {
+        Algorithm::MlDsa44 => &signature::ML_DSA_44_SIGNING,
+        _ => &signature::ML_DSA_65_SIGNING,
+    }
+}
+
+fn rsa_encoding(alg: Algorithm) -> &'static dyn RsaEncoding {
+    match alg {
+        Algorithm::PS256 => &signature::RSA_PSS_SHA256,
+        _ => &signature::RSA_PKCS1_SHA256,
+    }
+}
+
+/// A new ECDSA private key (ES256 or ES384) as PKCS#8 DER.
+pub(crate) fn generate_ec(alg: Algorithm) -> Result<Vec<u8>, Error> {
+    let doc = EcdsaKeyPair::generate_pkcs8(ecdsa_signing(alg), &SystemRandom::new())
         .map_err(|_| Error::Crypto("EC key generation failed"))?;
+    Ok(doc.as_ref().to_vec())
+}
+
+/// A new Ed25519 private key as PKCS#8 (v2, with the public key) DER.
+pub(crate) fn generate_ed25519() -> Result<Vec<u8>, Error> {
+    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map_err(|_| Error::Crypto("Ed25519 key generation failed"))?;
+    Ok(doc.as_ref().to_vec())
+}
+
+/// A new ML-DSA private key as PKCS#8 DER in the seed form of RFC 9881.
+pub(crate) fn generate_ml_dsa(alg: Algorithm) -> Result<Vec<u8>, Error> {
+    let kp = PqdsaKeyPair::generate(ml_dsa_signing(alg)).map_err(|_| Error::Crypto("ML-DSA key generation failed"))?;
+    let doc = kp.to_pkcs8v1().map_err(|_| Error::Crypto("ML-DSA key encoding failed"))?;
     Ok(doc.as_ref().to_vec())
 }
 
@@ -52,58 +97,91 @@ pub(crate) fn generate_rsa(bits: usize) -> Result<Vec<u8>, Error> {
 
 /// A parsed private key.
 pub(crate) enum PrivateKey {
-    Rsa(RsaKeyPair),
-    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair, &'static dyn RsaEncoding),
+    Ec(EcdsaKeyPair, usize),
+    Ed25519(Ed25519KeyPair),
+    MlDsa(PqdsaKeyPair),
 }
 
 impl PrivateKey {
-    /// An RSA key from PKCS#8 DER.
-    pub(crate) fn rsa_from_pkcs8(pkcs8: &[u8]) -> Result<Self, Error> {
-        RsaKeyPair::from_pkcs8(pkcs8).map(PrivateKey::Rsa).map_err(|e| Error::KeyRejected(format!("RSA PKCS#8: {e}")))
+    /// An RSA key from PKCS#8 DER, signing RS256 or PS256.
+    pub(crate) fn rsa_from_pkcs8(alg: Algorithm, pkcs8: &[u8]) -> Result<Self, Error> {
+        RsaKeyPair::from_pkcs8(pkcs8)
+            .map(|kp| PrivateKey::Rsa(kp, rsa_encoding(alg)))
+            .map_err(|e| Error::KeyRejected(format!("RSA PKCS#8: {e}")))
     }
 
-    /// A P-256 key from PKCS#8 DER.
-    pub(crate) fn ec_from_pkcs8(pkcs8: &[u8]) -> Result<Self, Error> {
-        EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
-            .map(PrivateKey::Ec)
-            .map_err(|e| Error::KeyRejected(format!("EC PKCS#8: {e}")))
+    /// A P-256 (ES256) or P-384 (ES384) key from PKCS#8 DER.
+    pub(crate) fn ec_from_pkcs8(alg: Algorithm, pkcs8: &[u8]) -> Result<Self, Error> {
+        let len = if alg == Algorithm::ES384 { 96 } else { 64 };
+        EcdsaKeyPair::from_pkcs8(ecdsa_signing(alg), pkcs8)
+            .map(|kp| PrivateKey::Ec(kp, len))
+            .map_err(|e| Error::KeyRejected(format!("EC PKCS#8 ({}): {e}", alg.as_str())))
+    }
+
+    /// An Ed25519 key from PKCS#8 v1 or v2 DER (RFC 8410).
+    pub(crate) fn ed25519_from_pkcs8(pkcs8: &[u8]) -> Result<Self, Error> {
+        Ed25519KeyPair::from_pkcs8(pkcs8)
+            .map(PrivateKey::Ed25519)
+            .map_err(|e| Error::KeyRejected(format!("Ed25519 PKCS#8: {e}")))
+    }
+
+    /// An ML-DSA key from PKCS#8 DER: the seed, expanded or both forms of
+    /// RFC 9881 (when both are present they must agree).
+    pub(crate) fn ml_dsa_from_pkcs8(alg: Algorithm, pkcs8: &[u8]) -> Result<Self, Error> {
+        PqdsaKeyPair::from_pkcs8(ml_dsa_signing(alg), pkcs8)
+            .map(PrivateKey::MlDsa)
+            .map_err(|e| Error::KeyRejected(format!("{} PKCS#8: {e}", alg.as_str())))
     }
 
     /// RSA: big-endian `(n, e)` without leading zeros. EC: `(point, [])`
-    /// with the uncompressed SEC1 point.
+    /// with the uncompressed SEC1 point. Ed25519 and ML-DSA: the raw
+    /// public key and `[]`.
     pub(crate) fn public_parts(&self) -> (Vec<u8>, Vec<u8>) {
         match self {
-            PrivateKey::Rsa(kp) => {
+            PrivateKey::Rsa(kp, _) => {
                 let public = kp.public_key();
                 (
                     public.modulus().big_endian_without_leading_zero().to_vec(),
                     public.exponent().big_endian_without_leading_zero().to_vec(),
                 )
             }
-            PrivateKey::Ec(kp) => (kp.public_key().as_ref().to_vec(), Vec::new()),
+            PrivateKey::Ec(kp, _) => (kp.public_key().as_ref().to_vec(), Vec::new()),
+            PrivateKey::Ed25519(kp) => (kp.public_key().as_ref().to_vec(), Vec::new()),
+            PrivateKey::MlDsa(kp) => (kp.public_key().as_ref().to_vec(), Vec::new()),
         }
     }
 
     /// The length of a signature in bytes.
     pub(crate) fn signature_len(&self) -> usize {
         match self {
-            PrivateKey::Rsa(kp) => kp.public_modulus_len(),
-            PrivateKey::Ec(_) => 64,
+            PrivateKey::Rsa(kp, _) => kp.public_modulus_len(),
+            PrivateKey::Ec(_, len) => *len,
+            PrivateKey::Ed25519(_) => 64,
+            PrivateKey::MlDsa(kp) => kp.algorithm().signature_len(),
         }
     }
 
-    /// PKCS#1 v1.5 SHA-256, or ECDSA P-256 SHA-256 `r || s`.
+    /// PKCS#1 v1.5 or PSS with SHA-256; ECDSA `r || s`; Ed25519; ML-DSA
+    /// (hedged, with the empty context string).
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        let rng = SystemRandom::new();
         match self {
-            PrivateKey::Rsa(kp) => {
+            PrivateKey::Rsa(kp, encoding) => {
                 let mut sig = vec![0u8; kp.public_modulus_len()];
-                kp.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                kp.sign(*encoding, &SystemRandom::new(), message, &mut sig)
                     .map_err(|_| Error::Crypto("RSA signing failed"))?;
                 Ok(sig)
             }
-            PrivateKey::Ec(kp) => {
-                kp.sign(&rng, message).map(|s| s.as_ref().to_vec()).map_err(|_| Error::Crypto("ECDSA signing failed"))
+            PrivateKey::Ec(kp, _) => kp
+                .sign(&SystemRandom::new(), message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| Error::Crypto("ECDSA signing failed")),
+            PrivateKey::Ed25519(kp) => Ok(kp.sign(message).as_ref().to_vec()),
+            PrivateKey::MlDsa(kp) => {
+                let mut sig = vec![0u8; kp.algorithm().signature_len()];
+                let len = kp.sign(message, &mut sig).map_err(|_| Error::Crypto("ML-DSA signing failed"))?;
+                sig.truncate(len);
+                Ok(sig)
             }
         }
     }
@@ -114,19 +192,47 @@ impl PrivateKey {
 pub(crate) struct PublicKey(signature::ParsedPublicKey);
 
 impl PublicKey {
-    /// An RSA PKCS#1 v1.5 SHA-256 key from big-endian `n` and `e`.
-    pub(crate) fn rsa(n: &[u8], e: &[u8]) -> Result<Self, Error> {
+    /// An RSA key (PKCS#1 v1.5 for RS256, PSS for PS256, SHA-256) from
+    /// big-endian `n` and `e`.
+    pub(crate) fn rsa(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<Self, Error> {
+        let params = match alg {
+            Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+            _ => &signature::RSA_PKCS1_2048_8192_SHA256,
+        };
         signature::RsaPublicKeyComponents { n, e }
-            .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+            .to_parsed_public_key(params)
             .map(PublicKey)
             .map_err(|err| Error::KeyRejected(format!("RSA public key: {err}")))
     }
 
-    /// An ECDSA P-256 SHA-256 key from an uncompressed SEC1 point.
-    pub(crate) fn p256(point: &[u8]) -> Result<Self, Error> {
-        signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+    /// An ECDSA key (P-256 SHA-256 or P-384 SHA-384) from an uncompressed
+    /// SEC1 point.
+    pub(crate) fn ec(alg: Algorithm, point: &[u8]) -> Result<Self, Error> {
+        let (params, curve) = match alg {
+            Algorithm::ES384 => (&signature::ECDSA_P384_SHA384_FIXED, "P-384"),
+            _ => (&signature::ECDSA_P256_SHA256_FIXED, "P-256"),
+        };
+        signature::ParsedPublicKey::new(params, point)
             .map(PublicKey)
-            .map_err(|_| Error::KeyRejected("EC point is not on P-256".into()))
+            .map_err(|_| Error::KeyRejected(format!("EC point is not on {curve}")))
+    }
+
+    /// An Ed25519 key from its 32 bytes.
+    pub(crate) fn ed25519(x: &[u8]) -> Result<Self, Error> {
+        signature::ParsedPublicKey::new(&signature::ED25519, x)
+            .map(PublicKey)
+            .map_err(|_| Error::KeyRejected("not an Ed25519 public key".into()))
+    }
+
+    /// An ML-DSA key from its raw encoding (FIPS 204 `pkEncode`).
+    pub(crate) fn ml_dsa(alg: Algorithm, public: &[u8]) -> Result<Self, Error> {
+        let params = match alg {
+            Algorithm::MlDsa44 => &signature::ML_DSA_44,
+            _ => &signature::ML_DSA_65,
+        };
+        signature::ParsedPublicKey::new(params, public)
+            .map(PublicKey)
+            .map_err(|_| Error::KeyRejected(format!("not an {} public key", alg.as_str())))
     }
 
     /// Whether `sig` is a valid signature of `message`.

@@ -7,8 +7,10 @@
 //! `rsa` crate generating RSA keys only). Every rule that does not depend
 //! on the backend (modulus sizes, exponents, signature framing, scalar
 //! ranges) is checked here, once, before the backend is called.
-//! Signatures are RSASSA-PKCS1-v1_5 SHA-256 and ECDSA P-256 SHA-256 in
-//! fixed `r || s` form.
+//! Signatures are RSASSA-PKCS1-v1_5 and RSASSA-PSS with SHA-256, ECDSA
+//! P-256 SHA-256 and P-384 SHA-384 in fixed `r || s` form, Ed25519, and
+//! ML-DSA-44 / ML-DSA-65 (aws-lc-rs only: `ring` has no ML-DSA, and keys
+//! of it are refused when loaded, see [`supports`]).
 
 use std::fmt;
 
@@ -34,6 +36,13 @@ pub const RSA_BITS_ALLOWED: [usize; 3] = [2048, 3072, 4096];
 const P256_ORDER: [u8; 32] = [
     0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa,
     0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// The order n of the P-384 group, big-endian (FIPS 186-4 D.1.2.4).
+const P384_ORDER: [u8; 48] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xc7, 0x63, 0x4d, 0x81, 0xf4, 0x37, 0x2d, 0xdf, 0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0,
+    0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
 ];
 
 /// SHA-256 of `data`.
@@ -88,8 +97,26 @@ pub fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[u8]) -> Result<[u8; 32], Err
     backend::hkdf_sha256(ikm, salt, info)
 }
 
-/// The public half of a [`KeyPair`], as plain big-endian numbers.
+/// Whether the active backend has `alg` (`ring` has no ML-DSA). Callers
+/// that take algorithms from configuration check this at load time.
+pub const fn supports(alg: Algorithm) -> bool {
+    backend::supports(alg)
+}
+
+/// The algorithms the active backend has, in [`Algorithm::ALL`] order.
+pub fn supported() -> Vec<Algorithm> {
+    Algorithm::ALL.into_iter().filter(|a| supports(*a)).collect()
+}
+
+/// Refuses an algorithm the active backend does not have.
+pub fn check_supported(alg: Algorithm) -> Result<(), Error> {
+    if supports(alg) { Ok(()) } else { Err(Error::UnsupportedByBackend { alg: alg.as_str(), backend: BACKEND }) }
+}
+
+/// The public half of a [`KeyPair`], as plain big-endian numbers or raw
+/// encodings.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PublicParts {
     /// RSA modulus and exponent, without leading zeros.
     Rsa {
@@ -105,6 +132,44 @@ pub enum PublicParts {
         /// The y coordinate.
         y: Vec<u8>,
     },
+    /// P-384 affine coordinates, 48 bytes each.
+    P384 {
+        /// The x coordinate.
+        x: Vec<u8>,
+        /// The y coordinate.
+        y: Vec<u8>,
+    },
+    /// An Ed25519 public key, 32 bytes (RFC 8032 §5.1.5).
+    Ed25519 {
+        /// The encoded point.
+        x: Vec<u8>,
+    },
+    /// An ML-DSA public key in its raw FIPS 204 encoding (1312 bytes for
+    /// ML-DSA-44, 1952 for ML-DSA-65).
+    MlDsa {
+        /// The encoded key (the JWK `pub` of RFC 9964).
+        public: Vec<u8>,
+    },
+}
+
+/// Sizes of ML-DSA public keys and signatures (FIPS 204 Table 2).
+const fn ml_dsa_sizes(alg: Algorithm) -> (usize, usize) {
+    match alg {
+        Algorithm::MlDsa44 => (1312, 2420),
+        _ => (1952, 3309),
+    }
+}
+
+/// The length in bytes of a signature of `alg`, for every algorithm
+/// whose signatures have one length (all but the RSA ones, which are as
+/// long as the modulus).
+pub const fn fixed_signature_len(alg: Algorithm) -> Option<usize> {
+    match alg {
+        Algorithm::RS256 | Algorithm::PS256 => None,
+        Algorithm::ES256 | Algorithm::Ed25519 => Some(64),
+        Algorithm::ES384 => Some(96),
+        Algorithm::MlDsa44 | Algorithm::MlDsa65 => Some(ml_dsa_sizes(alg).1),
+    }
 }
 
 /// A parsed private key of one algorithm: parsed once, used for every
@@ -124,41 +189,77 @@ impl fmt::Debug for KeyPair {
     }
 }
 
+/// Splits an uncompressed SEC1 point `0x04 || x || y` of a curve whose
+/// coordinates are `len` bytes.
+fn sec1_coordinates(point: &[u8], len: usize) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    match point {
+        [4, rest @ ..] if rest.len() == 2 * len => {
+            let (x, y) = rest.split_at(len);
+            Ok((x.to_vec(), y.to_vec()))
+        }
+        _ => Err(Error::KeyRejected("unexpected EC public key encoding".into())),
+    }
+}
+
 impl KeyPair {
-    /// Generates a new private key for `alg` and returns it as PKCS#8 DER.
-    /// `rsa_bits` (2048, 3072 or 4096) is used for RS256 only.
+    /// Generates a new private key for `alg` and returns it as PKCS#8 DER
+    /// (ML-DSA: the seed form of RFC 9881). `rsa_bits` (2048, 3072 or
+    /// 4096) is used for RS256 and PS256 only.
     ///
     /// RSA generation takes from a hundred milliseconds to seconds: call it
-    /// off any async executor.
+    /// off any async executor. On `ring`, ML-DSA is refused
+    /// ([`Error::UnsupportedByBackend`]).
     pub fn generate(alg: Algorithm, rsa_bits: usize) -> Result<Vec<u8>, Error> {
+        check_supported(alg)?;
         match alg {
-            Algorithm::ES256 => backend::generate_ec(),
-            Algorithm::RS256 if !RSA_BITS_ALLOWED.contains(&rsa_bits) => {
+            Algorithm::ES256 | Algorithm::ES384 => backend::generate_ec(alg),
+            Algorithm::RS256 | Algorithm::PS256 if !RSA_BITS_ALLOWED.contains(&rsa_bits) => {
                 Err(Error::KeyRejected(format!("RSA size {rsa_bits} is not one of 2048, 3072, 4096")))
             }
-            Algorithm::RS256 => backend::generate_rsa(rsa_bits),
+            Algorithm::RS256 | Algorithm::PS256 => backend::generate_rsa(rsa_bits),
+            Algorithm::Ed25519 => backend::generate_ed25519(),
+            Algorithm::MlDsa44 | Algorithm::MlDsa65 => backend::generate_ml_dsa(alg),
         }
     }
 
-    /// Parses a PKCS#8 DER private key for `alg`: RSA of 2048 to 8192 bits,
-    /// or P-256.
+    /// Parses a PKCS#8 DER private key for `alg`: RSA of 2048 to 8192 bits
+    /// (RS256, PS256), P-256 (ES256), P-384 (ES384), Ed25519 (PKCS#8 v1 or
+    /// v2, RFC 8410), or ML-DSA (RFC 9881: seed, expanded or both; aws-lc-rs
+    /// only).
     pub fn from_pkcs8(alg: Algorithm, pkcs8: &[u8]) -> Result<Self, Error> {
+        check_supported(alg)?;
         let (inner, public) = match alg {
-            Algorithm::RS256 => {
-                let inner = backend::PrivateKey::rsa_from_pkcs8(pkcs8)?;
+            Algorithm::RS256 | Algorithm::PS256 => {
+                let inner = backend::PrivateKey::rsa_from_pkcs8(alg, pkcs8)?;
                 let (n, e) = inner.public_parts();
                 check_rsa_public(&n, &e)?;
                 (inner, PublicParts::Rsa { n, e })
             }
             Algorithm::ES256 => {
-                let inner = backend::PrivateKey::ec_from_pkcs8(pkcs8)?;
-                let (point, _) = inner.public_parts();
-                // An uncompressed SEC1 point: 0x04 || x || y.
-                let (x, y) = match point.as_slice() {
-                    [4, rest @ ..] if rest.len() == 64 => rest.split_at(32),
-                    _ => return Err(Error::KeyRejected("unexpected EC public key encoding".into())),
-                };
-                (inner, PublicParts::P256 { x: x.to_vec(), y: y.to_vec() })
+                let inner = backend::PrivateKey::ec_from_pkcs8(alg, pkcs8)?;
+                let (x, y) = sec1_coordinates(&inner.public_parts().0, 32)?;
+                (inner, PublicParts::P256 { x, y })
+            }
+            Algorithm::ES384 => {
+                let inner = backend::PrivateKey::ec_from_pkcs8(alg, pkcs8)?;
+                let (x, y) = sec1_coordinates(&inner.public_parts().0, 48)?;
+                (inner, PublicParts::P384 { x, y })
+            }
+            Algorithm::Ed25519 => {
+                let inner = backend::PrivateKey::ed25519_from_pkcs8(pkcs8)?;
+                let (x, _) = inner.public_parts();
+                if x.len() != 32 {
+                    return Err(Error::KeyRejected("unexpected Ed25519 public key encoding".into()));
+                }
+                (inner, PublicParts::Ed25519 { x })
+            }
+            Algorithm::MlDsa44 | Algorithm::MlDsa65 => {
+                let inner = backend::PrivateKey::ml_dsa_from_pkcs8(alg, pkcs8)?;
+                let (public, _) = inner.public_parts();
+                if public.len() != ml_dsa_sizes(alg).0 {
+                    return Err(Error::KeyRejected(format!("unexpected {alg} public key length")));
+                }
+                (inner, PublicParts::MlDsa { public })
             }
         };
         Ok(KeyPair { alg, inner, public })
@@ -179,7 +280,8 @@ impl KeyPair {
         self.inner.signature_len()
     }
 
-    /// Signs `message` (PKCS#1 v1.5 SHA-256, or ECDSA P-256 SHA-256 `r || s`).
+    /// Signs `message` with the key's algorithm (see [`Algorithm`] for the
+    /// parameters of each).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         self.inner.sign(message)
     }
@@ -216,6 +318,19 @@ fn check_rsa_public(n: &[u8], e: &[u8]) -> Result<usize, Error> {
     Ok(bits)
 }
 
+/// Which header names an Ed25519 key admits, from the JWK's `alg`
+/// (RFC 9864 §2: `Ed25519`; the deprecated `EdDSA` only on a key that says
+/// `EdDSA` or says nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeaderNames {
+    /// The registry name, and `EdDSA` for an Ed25519 key without `alg`.
+    Any,
+    /// Only the registry name (the JWK said so).
+    Registry,
+    /// Only `EdDSA` (an Ed25519 JWK whose `alg` is `EdDSA`).
+    LegacyEdDsa,
+}
+
 /// A parsed public key that verifies signatures of one algorithm.
 ///
 /// It is parsed once (from a JWK, see [`crate::Jwk::verifying_key`]) and
@@ -224,6 +339,7 @@ fn check_rsa_public(n: &[u8], e: &[u8]) -> Result<usize, Error> {
 pub struct VerifyingKey {
     alg: Algorithm,
     bits: usize,
+    names: HeaderNames,
     inner: backend::PublicKey,
 }
 
@@ -234,27 +350,84 @@ impl fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
+    fn new(alg: Algorithm, bits: usize, inner: backend::PublicKey) -> Self {
+        VerifyingKey { alg, bits, names: HeaderNames::Any, inner }
+    }
+
     /// An RS256 key from big-endian `n` and `e`; 2048 to 8192 bits.
     pub fn rsa(n: &[u8], e: &[u8]) -> Result<Self, Error> {
+        Self::rsa_for(Algorithm::RS256, n, e)
+    }
+
+    /// A PS256 key from big-endian `n` and `e`; 2048 to 8192 bits.
+    pub fn rsa_pss(n: &[u8], e: &[u8]) -> Result<Self, Error> {
+        Self::rsa_for(Algorithm::PS256, n, e)
+    }
+
+    fn rsa_for(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<Self, Error> {
         let n = strip_leading_zeros(n);
         let e = strip_leading_zeros(e);
         let bits = check_rsa_public(n, e)?;
-        let inner = backend::PublicKey::rsa(n, e)?;
-        Ok(VerifyingKey { alg: Algorithm::RS256, bits, inner })
+        let inner = backend::PublicKey::rsa(alg, n, e)?;
+        Ok(Self::new(alg, bits, inner))
     }
 
     /// An ES256 key from 32-byte big-endian coordinates; the point must be
     /// on P-256.
     pub fn p256(x: &[u8], y: &[u8]) -> Result<Self, Error> {
-        if x.len() != 32 || y.len() != 32 {
-            return Err(Error::KeyRejected("P-256 coordinates must be 32 bytes".into()));
+        Self::ec(Algorithm::ES256, 32, x, y)
+    }
+
+    /// An ES384 key from 48-byte big-endian coordinates; the point must be
+    /// on P-384.
+    pub fn p384(x: &[u8], y: &[u8]) -> Result<Self, Error> {
+        Self::ec(Algorithm::ES384, 48, x, y)
+    }
+
+    fn ec(alg: Algorithm, len: usize, x: &[u8], y: &[u8]) -> Result<Self, Error> {
+        let curve = if alg == Algorithm::ES384 { "P-384" } else { "P-256" };
+        if x.len() != len || y.len() != len {
+            return Err(Error::KeyRejected(format!("{curve} coordinates must be {len} bytes")));
         }
-        let mut point = Vec::with_capacity(65);
+        let mut point = Vec::with_capacity(1 + 2 * len);
         point.push(4);
         point.extend_from_slice(x);
         point.extend_from_slice(y);
-        let inner = backend::PublicKey::p256(&point)?;
-        Ok(VerifyingKey { alg: Algorithm::ES256, bits: 256, inner })
+        let inner = backend::PublicKey::ec(alg, &point)?;
+        Ok(Self::new(alg, len * 8, inner))
+    }
+
+    /// An Ed25519 key from its 32-byte encoding (RFC 8037 §2 `x`).
+    pub fn ed25519(x: &[u8]) -> Result<Self, Error> {
+        if x.len() != 32 {
+            return Err(Error::KeyRejected("an Ed25519 public key is 32 bytes".into()));
+        }
+        Ok(Self::new(Algorithm::Ed25519, 256, backend::PublicKey::ed25519(x)?))
+    }
+
+    /// An ML-DSA-44 or ML-DSA-65 key from its raw FIPS 204 encoding (the
+    /// RFC 9964 `pub`): exactly 1312 or 1952 bytes. Refused on `ring`.
+    pub fn ml_dsa(alg: Algorithm, public: &[u8]) -> Result<Self, Error> {
+        if !alg.is_ml_dsa() {
+            return Err(Error::KeyRejected(format!("{alg} is not an ML-DSA algorithm")));
+        }
+        check_supported(alg)?;
+        let (len, _) = ml_dsa_sizes(alg);
+        if public.len() != len {
+            return Err(Error::KeyRejected(format!("an {alg} public key is {len} bytes, not {}", public.len())));
+        }
+        Ok(Self::new(alg, len * 8, backend::PublicKey::ml_dsa(alg, public)?))
+    }
+
+    /// Restricts the header names this key admits to the one its JWK
+    /// `alg` said (`EdDSA` or the registry name).
+    pub(crate) fn named(mut self, jwk_alg: Option<&str>) -> Self {
+        self.names = match jwk_alg {
+            None => HeaderNames::Any,
+            Some(Algorithm::LEGACY_EDDSA) => HeaderNames::LegacyEdDsa,
+            Some(_) => HeaderNames::Registry,
+        };
+        self
     }
 
     /// The key's algorithm.
@@ -262,29 +435,53 @@ impl VerifyingKey {
         self.alg
     }
 
-    /// RSA modulus size in bits, or 256 for P-256.
+    /// RSA modulus size in bits, the curve size for ECDSA and Ed25519, and
+    /// the public key size in bits for ML-DSA.
     pub fn bits(&self) -> usize {
         self.bits
     }
 
+    /// Whether a token or proof whose header `alg` is `name` may be
+    /// verified with this key: the key's registry name, or `EdDSA` on an
+    /// Ed25519 key whose JWK said `EdDSA` or had no `alg` (RFC 9864 §2
+    /// deprecates `EdDSA`, and issuers still send it). An Ed25519 JWK that
+    /// says `Ed25519` admits only `Ed25519`, and one that says `EdDSA` only
+    /// `EdDSA`.
+    pub fn admits_header_name(&self, name: &str) -> bool {
+        let registry = name == self.alg.as_str();
+        let legacy = self.alg == Algorithm::Ed25519 && name == Algorithm::LEGACY_EDDSA;
+        match self.names {
+            HeaderNames::Any => registry || legacy,
+            HeaderNames::Registry => registry,
+            HeaderNames::LegacyEdDsa => legacy,
+        }
+    }
+
     /// Verifies `signature` over `message`.
     ///
-    /// ECDSA signatures must be exactly 64 bytes of `r || s` with
-    /// `0 < r, s < n`; RSA signatures exactly as long as the modulus. Both
-    /// are checked before any big-number arithmetic.
+    /// ECDSA signatures must be exactly `2 * 32` (P-256) or `2 * 48`
+    /// (P-384) bytes of `r || s` with `0 < r, s < n`; RSA signatures
+    /// exactly as long as the modulus; Ed25519 and ML-DSA signatures of
+    /// their one length. All are checked before any arithmetic.
     pub fn verify(&self, message: &[u8], sig: &[u8]) -> Result<(), Error> {
         match self.alg {
-            Algorithm::ES256 => {
-                let (r, s) = match sig.len() {
-                    64 => sig.split_at(32),
-                    _ => return Err(Error::BadSignature),
-                };
-                if !scalar_in_range(r) || !scalar_in_range(s) {
+            Algorithm::ES256 | Algorithm::ES384 => {
+                let order: &[u8] = if self.alg == Algorithm::ES384 { &P384_ORDER } else { &P256_ORDER };
+                if sig.len() != 2 * order.len() {
+                    return Err(Error::BadSignature);
+                }
+                let (r, s) = sig.split_at(order.len());
+                if !scalar_in_range(r, order) || !scalar_in_range(s, order) {
                     return Err(Error::BadSignature);
                 }
             }
-            Algorithm::RS256 => {
+            Algorithm::RS256 | Algorithm::PS256 => {
                 if sig.len() != self.bits.div_ceil(8) {
+                    return Err(Error::BadSignature);
+                }
+            }
+            Algorithm::Ed25519 | Algorithm::MlDsa44 | Algorithm::MlDsa65 => {
+                if Some(sig.len()) != fixed_signature_len(self.alg) {
                     return Err(Error::BadSignature);
                 }
             }
@@ -298,9 +495,9 @@ fn strip_leading_zeros(b: &[u8]) -> &[u8] {
     b.get(first..).unwrap_or_default()
 }
 
-/// `0 < v < n` for a 32-byte big-endian scalar.
-fn scalar_in_range(v: &[u8]) -> bool {
-    v.iter().any(|&b| b != 0) && v < &P256_ORDER[..]
+/// `0 < v < n` for a big-endian scalar as long as the group order `n`.
+fn scalar_in_range(v: &[u8], order: &[u8]) -> bool {
+    v.len() == order.len() && v.iter().any(|&b| b != 0) && v < order
 }
 
 /// A key-encryption key sealing private keys at rest with AES-256-GCM.
@@ -349,16 +546,17 @@ impl Sealer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{SigningKey, thumbprint};
+    use crate::{SigningKey, b64, thumbprint};
 
     fn key(alg: Algorithm) -> SigningKey {
         SigningKey::from_pkcs8(alg, &SigningKey::generate(alg, 2048).unwrap()).unwrap()
     }
 
     #[test]
-    fn sign_then_verify_both_algorithms_and_tamper_fails() {
-        for alg in Algorithm::ALL {
+    fn sign_then_verify_every_supported_algorithm_and_tamper_fails() {
+        for alg in supported() {
             let k = key(alg);
+            assert_eq!(fixed_signature_len(alg).unwrap_or(256), k.signature_len(), "{alg}");
             let sig = k.sign(b"hello").unwrap();
             assert_eq!(sig.len(), k.signature_len());
             let v = k.public_jwk().verifying_key().unwrap();
@@ -369,6 +567,84 @@ mod tests {
             bad[5] ^= 1;
             assert_eq!(v.verify(b"hello", &bad), Err(Error::BadSignature));
         }
+    }
+
+    #[test]
+    fn algorithms_sign_with_their_own_parameters_only() {
+        // The same RSA key under RS256 and PS256, the same message: neither
+        // verifies the other's signature (PKCS#1 v1.5 vs PSS).
+        let der = SigningKey::generate(Algorithm::RS256, 2048).unwrap();
+        let rs = SigningKey::from_pkcs8(Algorithm::RS256, &der).unwrap();
+        let ps = SigningKey::from_pkcs8(Algorithm::PS256, &der).unwrap();
+        assert_eq!(rs.kid(), ps.kid(), "the RSA thumbprint does not cover alg");
+        let (rs_v, ps_v) = (rs.public_jwk().verifying_key().unwrap(), ps.public_jwk().verifying_key().unwrap());
+        assert_eq!((rs_v.algorithm(), ps_v.algorithm()), (Algorithm::RS256, Algorithm::PS256));
+        let (rs_sig, ps_sig) = (rs.sign(b"m").unwrap(), ps.sign(b"m").unwrap());
+        ps_v.verify(b"m", &ps_sig).unwrap();
+        assert_eq!(ps_v.verify(b"m", &rs_sig), Err(Error::BadSignature));
+        assert_eq!(rs_v.verify(b"m", &ps_sig), Err(Error::BadSignature));
+        // A P-256 key is not a P-384 key.
+        let p256 = SigningKey::generate(Algorithm::ES256, 2048).unwrap();
+        assert!(matches!(SigningKey::from_pkcs8(Algorithm::ES384, &p256), Err(Error::KeyRejected(_))));
+        assert!(matches!(SigningKey::from_pkcs8(Algorithm::Ed25519, &p256), Err(Error::KeyRejected(_))));
+    }
+
+    #[test]
+    fn public_jwks_of_new_key_types_are_rfc_shaped() {
+        let ed = key(Algorithm::Ed25519).public_jwk();
+        assert_eq!((ed.kty.as_str(), ed.crv.as_deref(), ed.alg.as_deref()), ("OKP", Some("Ed25519"), Some("Ed25519")));
+        assert_eq!(b64::decode(ed.x.as_deref().unwrap(), "x").unwrap().len(), 32);
+        let p384 = key(Algorithm::ES384).public_jwk();
+        assert_eq!((p384.kty.as_str(), p384.crv.as_deref()), ("EC", Some("P-384")));
+        assert_eq!(b64::decode(p384.y.as_deref().unwrap(), "y").unwrap().len(), 48);
+        assert_eq!(key(Algorithm::PS256).public_jwk().alg.as_deref(), Some("PS256"));
+        if supports(Algorithm::MlDsa65) {
+            for (alg, len) in [(Algorithm::MlDsa44, 1312), (Algorithm::MlDsa65, 1952)] {
+                let k = key(alg);
+                let jwk = k.public_jwk();
+                assert_eq!((jwk.kty.as_str(), jwk.alg.as_deref()), ("AKP", Some(alg.as_str())));
+                assert_eq!(b64::decode(jwk.pub_.as_deref().unwrap(), "pub").unwrap().len(), len);
+                assert_eq!(thumbprint(&jwk).unwrap(), k.kid());
+                let json = serde_json::to_value(&jwk).unwrap();
+                assert!(json.get("priv").is_none() && json.get("x").is_none(), "{json}");
+            }
+        }
+    }
+
+    #[test]
+    fn ml_dsa_on_a_backend_without_it_is_refused_when_the_key_is_loaded() {
+        for alg in [Algorithm::MlDsa44, Algorithm::MlDsa65] {
+            if supports(alg) {
+                assert_eq!(BACKEND, "aws-lc-rs");
+                continue;
+            }
+            assert_eq!(BACKEND, "ring");
+            let refused = Error::UnsupportedByBackend { alg: alg.as_str(), backend: "ring" };
+            assert_eq!(KeyPair::generate(alg, 2048).unwrap_err(), refused);
+            assert_eq!(KeyPair::from_pkcs8(alg, &[0x30, 0]).unwrap_err(), refused);
+            assert_eq!(VerifyingKey::ml_dsa(alg, &[0; 1952]).unwrap_err(), refused);
+            assert!(refused.to_string().contains("aws-lc-rs"), "{refused}");
+            assert!(!supported().contains(&alg));
+        }
+    }
+
+    #[test]
+    fn wrong_length_signatures_of_fixed_length_algorithms_are_rejected_before_the_math() {
+        for alg in supported().into_iter().filter(|a| fixed_signature_len(*a).is_some()) {
+            let k = key(alg);
+            let v = k.public_jwk().verifying_key().unwrap();
+            let sig = k.sign(b"m").unwrap();
+            assert_eq!(v.verify(b"m", &sig[..sig.len() - 1]), Err(Error::BadSignature), "{alg}");
+            let mut long = sig.clone();
+            long.push(0);
+            assert_eq!(v.verify(b"m", &long), Err(Error::BadSignature), "{alg}");
+        }
+        let k = key(Algorithm::ES384);
+        let v = k.public_jwk().verifying_key().unwrap();
+        let mut high = k.sign(b"m").unwrap();
+        high[48..].copy_from_slice(&P384_ORDER);
+        assert_eq!(v.verify(b"m", &high), Err(Error::BadSignature));
+        assert_eq!(v.verify(b"m", &[0u8; 96]), Err(Error::BadSignature));
     }
 
     #[test]

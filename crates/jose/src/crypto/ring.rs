@@ -3,17 +3,24 @@
 //! `rsa` crate does that, and only that (RUSTSEC-2023-0071 concerns its
 //! private-key operations, which are never used to sign). Every check that
 //! does not depend on the backend is made by the backend-neutral module.
+//! ring has no ML-DSA: ML-DSA keys are refused when they are loaded or
+//! generated, with [`Error::UnsupportedByBackend`].
 
 use ring::{
     aead, agreement, digest, hkdf, hmac,
     rand::{SecureRandom, SystemRandom},
-    signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair},
+    signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair},
 };
 
-use crate::Error;
+use crate::{Algorithm, Error};
 
 /// The backend's name.
 pub(crate) const NAME: &str = "ring";
+
+/// Whether this backend has `alg`: everything but ML-DSA.
+pub(crate) const fn supports(alg: Algorithm) -> bool {
+    !alg.is_ml_dsa()
+}
 
 /// SHA-256 of `data`.
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
@@ -28,11 +35,43 @@ pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), Error> {
     SystemRandom::new().fill(out).map_err(|_| Error::Crypto("random source failed"))
 }
 
-/// A new P-256 private key as PKCS#8 DER.
-pub(crate) fn generate_ec() -> Result<Vec<u8>, Error> {
-    let doc = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+fn ecdsa_signing(alg: Algorithm) -> &'static signature::EcdsaSigningAlgorithm {
+    match alg {
+        Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+        _ => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+    }
+}
+
+fn rsa_encoding(alg: Algorithm) -> &'static dyn signature::RsaEncoding {
+    match alg {
+        Algorithm::PS256 => &signature::RSA_PSS_SHA256,
+        _ => &signature::RSA_PKCS1_SHA256,
+    }
+}
+
+/// Why ML-DSA keys are refused on this backend: said when a key is
+/// loaded or generated (configuration time), never at signing time.
+fn no_ml_dsa(alg: Algorithm) -> Error {
+    Error::UnsupportedByBackend { alg: alg.as_str(), backend: NAME }
+}
+
+/// A new ECDSA private key (ES256 or ES384) as PKCS#8 DER.
+pub(crate) fn generate_ec(alg: Algorithm) -> Result<Vec<u8>, Error> {
+    let doc = EcdsaKeyPair::generate_pkcs8(ecdsa_signing(alg), &SystemRandom::new())
         .map_err(|_| Error::Crypto("EC key generation failed"))?;
     Ok(doc.as_ref().to_vec())
+}
+
+/// A new Ed25519 private key as PKCS#8 (v2, with the public key) DER.
+pub(crate) fn generate_ed25519() -> Result<Vec<u8>, Error> {
+    let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map_err(|_| Error::Crypto("Ed25519 key generation failed"))?;
+    Ok(doc.as_ref().to_vec())
+}
+
+/// ring has no ML-DSA: always refused.
+pub(crate) fn generate_ml_dsa(alg: Algorithm) -> Result<Vec<u8>, Error> {
+    Err(no_ml_dsa(alg))
 }
 
 /// A new RSA private key of `bits` (2048, 3072 or 4096) as PKCS#8 DER,
@@ -50,56 +89,77 @@ pub(crate) fn generate_rsa(bits: usize) -> Result<Vec<u8>, Error> {
 
 /// A parsed private key.
 pub(crate) enum PrivateKey {
-    Rsa(RsaKeyPair),
-    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair, &'static dyn signature::RsaEncoding),
+    Ec(EcdsaKeyPair, usize),
+    Ed25519(Ed25519KeyPair),
 }
 
 impl PrivateKey {
-    /// An RSA key from PKCS#8 DER.
-    pub(crate) fn rsa_from_pkcs8(pkcs8: &[u8]) -> Result<Self, Error> {
-        RsaKeyPair::from_pkcs8(pkcs8).map(PrivateKey::Rsa).map_err(|e| Error::KeyRejected(format!("RSA PKCS#8: {e}")))
+    /// An RSA key from PKCS#8 DER, signing RS256 or PS256.
+    pub(crate) fn rsa_from_pkcs8(alg: Algorithm, pkcs8: &[u8]) -> Result<Self, Error> {
+        RsaKeyPair::from_pkcs8(pkcs8)
+            .map(|kp| PrivateKey::Rsa(kp, rsa_encoding(alg)))
+            .map_err(|e| Error::KeyRejected(format!("RSA PKCS#8: {e}")))
     }
 
-    /// A P-256 key from PKCS#8 DER.
-    pub(crate) fn ec_from_pkcs8(pkcs8: &[u8]) -> Result<Self, Error> {
-        EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &SystemRandom::new())
-            .map(PrivateKey::Ec)
-            .map_err(|e| Error::KeyRejected(format!("EC PKCS#8: {e}")))
+    /// A P-256 (ES256) or P-384 (ES384) key from PKCS#8 DER.
+    pub(crate) fn ec_from_pkcs8(alg: Algorithm, pkcs8: &[u8]) -> Result<Self, Error> {
+        let len = if alg == Algorithm::ES384 { 96 } else { 64 };
+        EcdsaKeyPair::from_pkcs8(ecdsa_signing(alg), pkcs8, &SystemRandom::new())
+            .map(|kp| PrivateKey::Ec(kp, len))
+            .map_err(|e| Error::KeyRejected(format!("EC PKCS#8 ({}): {e}", alg.as_str())))
+    }
+
+    /// An Ed25519 key from PKCS#8 v1 or v2 DER (RFC 8410; `openssl genpkey`
+    /// writes v1, which ring accepts only through `maybe_unchecked`; a v2
+    /// public key is checked against the private one all the same).
+    pub(crate) fn ed25519_from_pkcs8(pkcs8: &[u8]) -> Result<Self, Error> {
+        Ed25519KeyPair::from_pkcs8(pkcs8)
+            .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8))
+            .map(PrivateKey::Ed25519)
+            .map_err(|e| Error::KeyRejected(format!("Ed25519 PKCS#8: {e}")))
+    }
+
+    /// ring has no ML-DSA: always refused.
+    pub(crate) fn ml_dsa_from_pkcs8(alg: Algorithm, _pkcs8: &[u8]) -> Result<Self, Error> {
+        Err(no_ml_dsa(alg))
     }
 
     /// RSA: big-endian `(n, e)` without leading zeros. EC: `(point, [])`
-    /// with the uncompressed SEC1 point.
+    /// with the uncompressed SEC1 point. Ed25519: the raw public key and `[]`.
     pub(crate) fn public_parts(&self) -> (Vec<u8>, Vec<u8>) {
         match self {
-            PrivateKey::Rsa(kp) => {
+            PrivateKey::Rsa(kp, _) => {
                 let c = signature::RsaPublicKeyComponents::<Vec<u8>>::from(kp.public());
                 (c.n, c.e)
             }
-            PrivateKey::Ec(kp) => (kp.public_key().as_ref().to_vec(), Vec::new()),
+            PrivateKey::Ec(kp, _) => (kp.public_key().as_ref().to_vec(), Vec::new()),
+            PrivateKey::Ed25519(kp) => (kp.public_key().as_ref().to_vec(), Vec::new()),
         }
     }
 
     /// The length of a signature in bytes.
     pub(crate) fn signature_len(&self) -> usize {
         match self {
-            PrivateKey::Rsa(kp) => kp.public().modulus_len(),
-            PrivateKey::Ec(_) => 64,
+            PrivateKey::Rsa(kp, _) => kp.public().modulus_len(),
+            PrivateKey::Ec(_, len) => *len,
+            PrivateKey::Ed25519(_) => 64,
         }
     }
 
-    /// PKCS#1 v1.5 SHA-256, or ECDSA P-256 SHA-256 `r || s`.
+    /// PKCS#1 v1.5 or PSS with SHA-256; ECDSA `r || s`; Ed25519.
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         let rng = SystemRandom::new();
         match self {
-            PrivateKey::Rsa(kp) => {
+            PrivateKey::Rsa(kp, encoding) => {
                 let mut sig = vec![0u8; kp.public().modulus_len()];
-                kp.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
-                    .map_err(|_| Error::Crypto("RSA signing failed"))?;
+                kp.sign(*encoding, &rng, message, &mut sig).map_err(|_| Error::Crypto("RSA signing failed"))?;
                 Ok(sig)
             }
-            PrivateKey::Ec(kp) => {
+            PrivateKey::Ec(kp, _) => {
                 kp.sign(&rng, message).map(|s| s.as_ref().to_vec()).map_err(|_| Error::Crypto("ECDSA signing failed"))
             }
+            PrivateKey::Ed25519(kp) => Ok(kp.sign(message).as_ref().to_vec()),
         }
     }
 }
@@ -107,33 +167,56 @@ impl PrivateKey {
 /// A public key; ring parses it per verification.
 #[derive(Clone)]
 pub(crate) enum PublicKey {
-    Rsa(signature::RsaPublicKeyComponents<Vec<u8>>),
-    Ec(Vec<u8>),
+    Rsa(signature::RsaPublicKeyComponents<Vec<u8>>, &'static signature::RsaParameters),
+    Ec(Vec<u8>, &'static signature::EcdsaVerificationAlgorithm),
+    Ed25519(Vec<u8>),
 }
 
 impl PublicKey {
-    /// An RSA PKCS#1 v1.5 SHA-256 key from big-endian `n` and `e`.
-    pub(crate) fn rsa(n: &[u8], e: &[u8]) -> Result<Self, Error> {
-        Ok(PublicKey::Rsa(signature::RsaPublicKeyComponents { n: n.to_vec(), e: e.to_vec() }))
+    /// An RSA key (PKCS#1 v1.5 for RS256, PSS for PS256, SHA-256) from
+    /// big-endian `n` and `e`.
+    pub(crate) fn rsa(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<Self, Error> {
+        let params = match alg {
+            Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+            _ => &signature::RSA_PKCS1_2048_8192_SHA256,
+        };
+        Ok(PublicKey::Rsa(signature::RsaPublicKeyComponents { n: n.to_vec(), e: e.to_vec() }, params))
     }
 
-    /// An ECDSA P-256 SHA-256 key from an uncompressed SEC1 point. ring
-    /// parses the point per verification; it is validated once here through
-    /// an ECDH agreement, which rejects points off the curve.
-    pub(crate) fn p256(point: &[u8]) -> Result<Self, Error> {
-        let eph = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &SystemRandom::new())
+    /// An ECDSA key (P-256 SHA-256 or P-384 SHA-384) from an uncompressed
+    /// SEC1 point. ring parses the point per verification; it is validated
+    /// once here through an ECDH agreement, which rejects points off the
+    /// curve.
+    pub(crate) fn ec(alg: Algorithm, point: &[u8]) -> Result<Self, Error> {
+        let (agreement, verification, curve) = match alg {
+            Algorithm::ES384 => (&agreement::ECDH_P384, &signature::ECDSA_P384_SHA384_FIXED, "P-384"),
+            _ => (&agreement::ECDH_P256, &signature::ECDSA_P256_SHA256_FIXED, "P-256"),
+        };
+        let eph = agreement::EphemeralPrivateKey::generate(agreement, &SystemRandom::new())
             .map_err(|_| Error::Crypto("random source failed"))?;
-        agreement::agree_ephemeral(eph, &agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, point), |_| ())
-            .map_err(|_| Error::KeyRejected("EC point is not on P-256".into()))?;
-        Ok(PublicKey::Ec(point.to_vec()))
+        agreement::agree_ephemeral(eph, &agreement::UnparsedPublicKey::new(agreement, point), |_| ())
+            .map_err(|_| Error::KeyRejected(format!("EC point is not on {curve}")))?;
+        Ok(PublicKey::Ec(point.to_vec(), verification))
+    }
+
+    /// An Ed25519 key from its 32 bytes (ring decodes the point per
+    /// verification; a non-point fails every verification).
+    pub(crate) fn ed25519(x: &[u8]) -> Result<Self, Error> {
+        Ok(PublicKey::Ed25519(x.to_vec()))
+    }
+
+    /// ring has no ML-DSA: always refused, when the key is loaded.
+    pub(crate) fn ml_dsa(alg: Algorithm, _public: &[u8]) -> Result<Self, Error> {
+        Err(no_ml_dsa(alg))
     }
 
     /// Whether `sig` is a valid signature of `message`.
     pub(crate) fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
         match self {
-            PublicKey::Rsa(c) => c.verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig).is_ok(),
-            PublicKey::Ec(p) => {
-                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, p).verify(message, sig).is_ok()
+            PublicKey::Rsa(c, params) => c.verify(params, message, sig).is_ok(),
+            PublicKey::Ec(p, alg) => signature::UnparsedPublicKey::new(*alg, p).verify(message, sig).is_ok(),
+            PublicKey::Ed25519(x) => {
+                signature::UnparsedPublicKey::new(&signature::ED25519, x).verify(message, sig).is_ok()
             }
         }
     }

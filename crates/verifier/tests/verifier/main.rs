@@ -2,6 +2,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod algorithms;
 #[cfg(any(feature = "actix", feature = "axum"))]
 mod answers;
 mod cache;

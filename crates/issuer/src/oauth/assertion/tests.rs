@@ -40,7 +40,7 @@ fn verifier(client: &str, keys: &[&SigningKey], clock: &ManualClock) -> Assertio
 #[tokio::test]
 async fn es256_and_rs256_assertions_authenticate() {
     let clock = ManualClock::new(NOW);
-    for alg in ALGORITHMS {
+    for alg in algorithms() {
         let k = key(alg);
         let v = verifier("svc", &[&k], &clock);
         let a = sign(&k, &claims("svc", "svc", TOKEN_URL, NOW + 60, "j1"));
