@@ -66,7 +66,7 @@ fn load_with(provider: &CryptoProvider, files: &TlsFiles) -> Result<CertifiedKey
     let key_path = &files.key_file;
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => {
-            file_error(key_path, "holds no PEM private key (`-----BEGIN PRIVATE KEY-----`)")
+            file_error(key_path, "holds no PEM private key (a PKCS#8, SEC1 or PKCS#1 `PRIVATE KEY` block)")
         }
         e => file_error(key_path, format!("cannot read the private key: {e}")),
     })?;
