@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::{Error, clock::UnixTime, keys::ActiveKey};
-use jwks_jose::{b64, crypto};
+use crate::{Error, keys::ActiveKey};
+use jwks_jose::{b64, clock::UnixTime, crypto};
 
 /// The claims of an access token (RFC 9068 §2.2).
 #[derive(Debug, Serialize)]
@@ -79,7 +79,7 @@ pub fn mint_bound(
         client_id,
         aud,
         iat: now,
-        exp: now.saturating_add(ttl),
+        exp: now.saturating_add_secs(ttl),
         jti: &jti,
         scope,
         cnf: jkt.map(|jkt| Confirmation { jkt }),

@@ -8,11 +8,9 @@
 //! proof's `jti` is only looked up here; it is claimed with the request's
 //! other single-use ids once every rule has passed ([`super::replay`]).
 
-use std::{
-    sync::Mutex,
-    time::{Duration, UNIX_EPOCH},
-};
+use std::{sync::Mutex, time::Duration};
 
+use jwks_jose::clock::UnixTime;
 use jwks_verifier::dpop::{self, ProofError, Replay as VerifierReplay, ReplayGuard, Request};
 
 use super::{
@@ -21,7 +19,6 @@ use super::{
     error::printable,
     replay::{PendingId, SingleUse},
 };
-use crate::clock::UnixTime;
 
 /// The algorithms a proof may use (`dpop_signing_alg_values_supported`).
 pub(crate) const ALGORITHMS: [jwks_jose::Algorithm; 2] = dpop::ALGORITHMS;
@@ -37,7 +34,7 @@ struct LookOnly<'a> {
 impl ReplayGuard for LookOnly<'_> {
     fn check_and_insert(&self, id: &str, until: u64, now: u64) -> Result<(), VerifierReplay> {
         let pending = PendingId { kind: "dpop", id: id.to_owned(), until };
-        if self.guard.is_used(self.client, &pending, now) {
+        if self.guard.is_used(self.client, &pending, UnixTime::from_secs(now)) {
             return Err(VerifierReplay::Seen);
         }
         if let Ok(mut n) = self.noted.lock() {
@@ -78,7 +75,7 @@ pub(crate) fn binding(
     };
     let request = Request { method: "POST", url: token_endpoint, access_token: None };
     let look = LookOnly { guard, client: &client.id, noted: Mutex::new(None) };
-    let verified = dpop::verify_proof(proof, &request, UNIX_EPOCH + Duration::from_secs(now), iat_window, &look);
+    let verified = dpop::verify_proof(proof, &request, now.to_system_time(), iat_window, &look);
     match verified {
         Ok(key) => {
             let Some(jti) = look.noted.lock().ok().and_then(|mut n| n.take()) else {

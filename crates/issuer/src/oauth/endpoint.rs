@@ -87,7 +87,7 @@ pub async fn token(
     service: web::Data<TokenService>,
     edge: web::Data<Edge>,
 ) -> HttpResponse {
-    let now = edge.clock.now();
+    let now = edge.clock.unix_now();
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if !request::is_form_content_type(content_type) {
         let e = OAuthError::InvalidRequest("Content-Type must be application/x-www-form-urlencoded".into());
