@@ -209,10 +209,8 @@ mod tests {
 
     use super::*;
 
-    use jwks_jose::clock::UnixTime;
-
     use crate::keys::DirStore;
-    use jwks_jose::SigningKey;
+    use jwks_jose::{SigningKey, clock::UnixTime};
 
     fn setup() -> (tempfile::TempDir, DirStore, Policy) {
         let tmp = tempfile::tempdir().unwrap();

@@ -20,7 +20,6 @@ use jwks_verifier::{Algorithm, Claims, OfflineVerifier, Verifier, dangerous::Dan
 use tokio::sync::OnceCell;
 
 use super::replay::PendingId;
-
 use crate::clock::SharedClock;
 /// Leeway for `exp`, `iat` and `nbf` of an assertion, in seconds.
 pub const LEEWAY: u64 = 60;

@@ -4,10 +4,11 @@ use jwks_jose::{SigningKey, b64};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpListener};
 
 use super::*;
-use jwks_jose::clock::{ManualClock, UnixTime};
-
 use crate::oauth::request::unverified_issuer;
-use jwks_jose::compact;
+use jwks_jose::{
+    clock::{ManualClock, UnixTime},
+    compact,
+};
 
 const NOW: u64 = 1_800_000_000;
 const ISSUER: &str = "https://issuer.test";
