@@ -10,6 +10,7 @@ use jwks_issuer::{
     keys::{ActiveKey, KeyMeta, Policy},
     token,
 };
+use jwks_jose::clock::UnixTime;
 use jwks_jose::{Algorithm, SigningKey};
 use std::{hint::black_box, time::Duration};
 
@@ -21,7 +22,8 @@ fn key(alg: Algorithm) -> ActiveKey {
         publish_ahead: Duration::from_secs(3600),
         retire_after: Duration::from_secs(3600),
     };
-    let meta = KeyMeta { kid: key.kid().to_string(), alg, timeline: policy.immediate(1_800_000_000) };
+    let meta =
+        KeyMeta { kid: key.kid().to_string(), alg, timeline: policy.immediate(UnixTime::from_secs(1_800_000_000)) };
     ActiveKey::new(meta, std::sync::Arc::new(key))
 }
 
@@ -33,7 +35,7 @@ fn bench(c: &mut Criterion) {
             client_id: "demo",
             aud: "https://api.example.test",
             scope: "read write",
-            now: 1_800_000_000,
+            now: UnixTime::from_secs(1_800_000_000),
             ttl: 900,
             jkt: None,
         };

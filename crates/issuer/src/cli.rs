@@ -7,11 +7,13 @@ use std::{
 };
 
 use clap::{Args, Parser, Subcommand, builder::TypedValueParser};
-use jwks_jose::Algorithm;
+use jwks_jose::{
+    Algorithm,
+    clock::{Clock, SystemClock, UnixTime},
+};
 
 use crate::{
     Config, Error,
-    clock::{Clock, SystemClock},
     config::KeyStoreConfig,
     config::{DEFAULT_CONFIG, ENV_CONFIG},
     keys::{
@@ -417,7 +419,7 @@ fn migrate(from_dir: &std::path::Path, to: &str, clock: &SystemClock, out: &mut 
     for r in &loaded.keys {
         if to.insert_new(&lock, r)? {
             copied += 1;
-            writeln!(out, "copied  {} {} ({})", r.meta.alg, r.meta.kid, r.meta.timeline.state(clock.now()))?;
+            writeln!(out, "copied  {} {} ({})", r.meta.alg, r.meta.kid, r.meta.timeline.state(clock.unix_now()))?;
         } else {
             present += 1;
             writeln!(out, "present {} {} (left as it is)", r.meta.alg, r.meta.kid)?;
@@ -456,8 +458,8 @@ fn print_done(verb: &str, d: &Done, out: &mut Out) -> Result<(), Error> {
     Ok(())
 }
 
-fn fmt_time(t: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)).to_string()
+fn fmt_time(t: UnixTime) -> String {
+    humantime::format_rfc3339_seconds(t.to_system_time()).to_string()
 }
 
 /// Standard output of the commands. A reader that went away (`| head`)
@@ -492,7 +494,7 @@ impl Out {
 /// `keys list`: every key with its state and instants, then, per
 /// algorithm, which key signs now and what changes next; `--json` gives
 /// the same as `{"keys": [...], "signing": [...], "damaged": [...]}`.
-fn list_text(loaded: &keys::Loaded, algorithms: &[Algorithm], policy: &Policy, now: u64, json: bool) -> String {
+fn list_text(loaded: &keys::Loaded, algorithms: &[Algorithm], policy: &Policy, now: UnixTime, json: bool) -> String {
     use std::fmt::Write as _;
     let metas: Vec<keys::KeyMeta> = loaded.keys.iter().map(|r| r.meta.clone()).collect();
     let outlooks: Vec<keys::lifecycle::Outlook> =
@@ -537,8 +539,10 @@ fn list_text(loaded: &keys::Loaded, algorithms: &[Algorithm], policy: &Policy, n
     let _ = writeln!(out);
     for o in &outlooks {
         let signs = o.signer.as_deref().unwrap_or("(no key)");
-        let when =
-            o.next_at.map(|t| format!(" at {} (in {}s)", fmt_time(t), t.saturating_sub(now))).unwrap_or_default();
+        let when = o
+            .next_at
+            .map(|t| format!(" at {} (in {}s)", fmt_time(t), t.saturating_duration_since(now).as_secs()))
+            .unwrap_or_default();
         let _ = writeln!(out, "{:<6} signs with {signs}; next{when}: {}", o.alg.as_str(), o.next);
     }
     for d in &loaded.damaged {
@@ -555,7 +559,7 @@ fn keys_command(config: &Config, cmd: KeysCommand, out: &mut Out) -> Result<(), 
     let opened = open_store(config)?;
     let store = opened.store.as_ref();
     let policy = config.key_policy();
-    let now = clock.now();
+    let now = clock.unix_now();
     match cmd {
         KeysCommand::List { json } => {
             let loaded = keys::load_screened(store, &policy)?;

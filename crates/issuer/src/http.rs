@@ -190,6 +190,6 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(
         &snapshot,
         state.keyring.is_leader(),
-        state.clock.now(),
+        state.clock.unix_now(),
     ))
 }

@@ -7,7 +7,8 @@
 //!
 //! ```
 //! use std::{path::Path, sync::Arc};
-//! use jwks_issuer::{Config, clock::{ManualClock, SharedClock}, http, keys::{DirStore, Keyring}};
+//! use jwks_issuer::{Config, clock::SharedClock, http, keys::{DirStore, Keyring}};
+//! use jwks_jose::clock::{ManualClock, UnixTime};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let toml = format!(
@@ -15,7 +16,7 @@
 //!     dir.path().display()
 //! );
 //! let config = Arc::new(Config::from_toml(Path::new("issuer.toml"), &toml, &|_| None)?);
-//! let clock: SharedClock = Arc::new(ManualClock::new(1_800_000_000));
+//! let clock: SharedClock = Arc::new(ManualClock::at(UnixTime::from_secs(1_800_000_000)));
 //! let store = DirStore::open(dir.path(), None)?;
 //! let keyring = Arc::new(Keyring::open(store, clock.clone(), config.keys.algorithms.clone(), config.key_policy(), 2048)?);
 //! assert_eq!(keyring.snapshot().signer(jwks_jose::Algorithm::ES256).map(|k| k.meta.alg), Some(jwks_jose::Algorithm::ES256));

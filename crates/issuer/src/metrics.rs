@@ -11,11 +11,11 @@
 use std::collections::HashMap;
 
 use arc_swap::ArcSwap;
-use jwks_jose::Algorithm;
+use jwks_jose::{Algorithm, clock::UnixTime};
 use metrics::{Counter, Key, KeyName, Label, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use crate::{clock::UnixTime, keys::Snapshot};
+use crate::keys::Snapshot;
 
 const TOKENS_ISSUED: &str = "jwks_issuer_tokens_issued_total";
 const TOKEN_ERRORS: &str = "jwks_issuer_token_errors_total";
@@ -181,11 +181,12 @@ fn key_set_gauges(snapshot: &Snapshot, leader: bool, now: UnixTime) -> String {
         let state = Label::new("state", t.state(now).to_string());
         r.register_gauge(&Key::from_parts(KEY_STATE, vec![kid.clone(), alg.clone(), state]), &md).set(1.0);
         #[allow(clippy::cast_precision_loss)] // ages in seconds are far below 2^53
-        r.register_gauge(&Key::from_parts(KEY_AGE, vec![kid, alg]), &md).set(now.saturating_sub(t.published) as f64);
+        r.register_gauge(&Key::from_parts(KEY_AGE, vec![kid, alg]), &md)
+            .set(now.saturating_duration_since(t.published).as_secs() as f64);
     }
     if let Some(t) = snapshot.next_change {
         #[allow(clippy::cast_precision_loss)] // Unix seconds are far below 2^53
-        r.register_gauge(&Key::from_static_name(NEXT_ROTATION), &md).set(t as f64);
+        r.register_gauge(&Key::from_static_name(NEXT_ROTATION), &md).set(t.as_secs() as f64);
     }
     r.register_gauge(&Key::from_static_name(ROTATION_LEADER), &md).set(f64::from(u8::from(leader)));
     #[allow(clippy::cast_precision_loss)] // a count of files

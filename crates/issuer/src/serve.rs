@@ -3,10 +3,11 @@
 use std::{sync::Arc, time::Duration};
 
 use actix_web::{App, HttpServer, web};
+use jwks_jose::clock::{SystemClock, UnixTime};
 
 use crate::{
     Config, Error,
-    clock::{SharedClock, SystemClock},
+    clock::SharedClock,
     http::{self, AppState},
     keys::{self, Keyring},
     tls::CertResolver,
@@ -151,12 +152,13 @@ async fn schedule(state: web::Data<AppState>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The change instant already woken for: never spin on one that a
     // failed step did not move past.
-    let mut woken_for: Option<u64> = None;
+    let mut woken_for: Option<UnixTime> = None;
     loop {
         let next = state.keyring.snapshot().next_change.filter(|t| woken_for != Some(*t));
         let until_change = next.map(|t| {
             // Instants are whole seconds: `t` begins at t.000; wake just after.
-            Duration::from_secs(t).saturating_sub(state.clock.precise()) + Duration::from_millis(2)
+            Duration::from_secs(t.as_secs()).saturating_sub(crate::clock::precise(state.clock.as_ref()))
+                + Duration::from_millis(2)
         });
         let at_change = async {
             match until_change {

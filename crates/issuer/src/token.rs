@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::{Error, clock::UnixTime, keys::ActiveKey};
-use jwks_jose::{b64, crypto};
+use crate::{Error, keys::ActiveKey};
+use jwks_jose::{b64, clock::UnixTime, crypto};
 
 /// The claims of an access token (RFC 9068 §2.2).
 #[derive(Debug, Serialize)]
@@ -77,7 +77,7 @@ pub fn mint(key: &ActiveKey, grant: &Grant<'_>) -> Result<String, Error> {
         client_id: grant.client_id,
         aud: grant.aud,
         iat: grant.now,
-        exp: grant.now.saturating_add(grant.ttl),
+        exp: grant.now.saturating_add_secs(grant.ttl),
         jti: &jti,
         scope: grant.scope,
         cnf: grant.jkt.map(|jkt| Confirmation { jkt }),

@@ -4,19 +4,25 @@
 //! [`apply`], which needs the [`StoreLock`] as a parameter: the compiler
 //! holds "only under the lock".
 
-use jwks_jose::{Algorithm, SigningKey};
+use jwks_jose::{
+    Algorithm, SigningKey,
+    clock::{Clock, UnixTime},
+};
 
 use super::{
     lifecycle::{Action, KeyMeta, Timeline},
     store::{KeyRecord, KeyStore, StoreLock, Write},
 };
-use crate::{
-    Error,
-    clock::{Clock, UnixTime},
-};
+use crate::Error;
 
 /// The timeline of a key not yet planned: set when a create takes it.
-const UNSET: Timeline = Timeline { published: 0, activates: 0, deactivates: 0, expires: 0, revoked: None };
+const UNSET: Timeline = Timeline {
+    published: UnixTime::EPOCH,
+    activates: UnixTime::EPOCH,
+    deactivates: UnixTime::EPOCH,
+    expires: UnixTime::EPOCH,
+    revoked: None,
+};
 
 /// Keys made for the [`Action::Create`]s of a plan. They are made before
 /// the plan's instants are decided (RSA-4096 takes seconds), so a key's
@@ -82,7 +88,7 @@ pub fn prepare(
     mut fresh: Fresh,
     plan: impl Fn(UnixTime) -> Vec<Action>,
 ) -> Result<Prepared, Error> {
-    let mut now = clock.now();
+    let mut now = clock.unix_now();
     let mut actions = plan(now);
     for _ in 0..3 {
         let before = fresh.0.len();
@@ -90,7 +96,7 @@ pub fn prepare(
         if fresh.0.len() == before {
             return Ok(Prepared { actions, fresh, now });
         }
-        now = clock.now();
+        now = clock.unix_now();
         actions = plan(now);
     }
     fresh.fill(&actions, rsa_bits)?;
@@ -147,13 +153,13 @@ pub fn apply(store: &dyn KeyStore, held: &StoreLock, keys: &[KeyRecord], prepare
         match action {
             Action::Create { alg, timeline } => {
                 if let Some(m) = created.iter().find(|m| m.alg == *alg && m.timeline == *timeline) {
-                    tracing::info!(kid = %m.kid, %alg, published = timeline.published, activates = timeline.activates, "key created");
+                    tracing::info!(kid = %m.kid, %alg, published = timeline.published.as_secs(), activates = timeline.activates.as_secs(), "key created");
                 }
             }
             Action::Retime { kid, timeline } => {
-                tracing::info!(%kid, activates = timeline.activates, deactivates = timeline.deactivates, expires = timeline.expires, revoked = ?timeline.revoked, "key timeline changed");
+                tracing::info!(%kid, activates = timeline.activates.as_secs(), deactivates = timeline.deactivates.as_secs(), expires = timeline.expires.as_secs(), revoked = ?timeline.revoked.map(UnixTime::as_secs), "key timeline changed");
             }
-            Action::Delete { kid } => tracing::info!(%kid, now, "key expired and deleted"),
+            Action::Delete { kid } => tracing::info!(%kid, now = now.as_secs(), "key expired and deleted"),
         }
     }
     Ok(Applied { keys: after, created })

@@ -389,7 +389,7 @@ impl DirStore {
 mod tests {
     use super::*;
     use crate::keys::lifecycle::Policy;
-    use jwks_jose::Algorithm;
+    use jwks_jose::{Algorithm, clock::UnixTime};
 
     fn record(alg: Algorithm) -> KeyRecord {
         let pkcs8 = jwks_jose::SigningKey::generate(alg, 2048).unwrap();
@@ -398,7 +398,7 @@ mod tests {
             publish_ahead: Duration::from_secs(600),
             retire_after: Duration::from_secs(600),
         };
-        KeyRecord::new(alg, pkcs8, policy.immediate(1000)).unwrap()
+        KeyRecord::new(alg, pkcs8, policy.immediate(UnixTime::from_secs(1000))).unwrap()
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::{
 
 use actix_web::web::Bytes;
 use arc_swap::ArcSwap;
-use jwks_jose::{Algorithm, JwkSet, SigningKey, b64, crypto};
+use jwks_jose::{Algorithm, JwkSet, SigningKey, b64, clock::UnixTime, crypto};
 
 use super::{
     apply::{self, Fresh},
@@ -21,10 +21,7 @@ use super::{
     screen::screened,
     store::{Damaged, KeyRecord, KeyStore, LOCK_TIMEOUT, Loaded, StoreLock},
 };
-use crate::{
-    Error,
-    clock::{SharedClock, UnixTime},
-};
+use crate::{Error, clock::SharedClock};
 
 /// A parsed key with what signing needs prepared once.
 #[derive(Debug)]
@@ -134,7 +131,7 @@ impl Keyring {
         policy: Policy,
         rsa_bits: usize,
     ) -> Result<Self, Error> {
-        let now = clock.now();
+        let now = clock.unix_now();
         let empty = Snapshot {
             keys: Vec::new(),
             signers: Vec::new(),
@@ -238,7 +235,7 @@ impl Keyring {
     /// another changed the store, and rebuilds in memory when only time
     /// passed. Blocking.
     pub fn tick(&self) -> Result<(), Error> {
-        let now = self.clock.now();
+        let now = self.clock.unix_now();
         let snap = self.snapshot();
         let leading = self.coordination.try_lead();
         self.set_leader(matches!(leading, Ok(true)));
@@ -326,7 +323,7 @@ impl Keyring {
     /// Swaps in the snapshot of `loaded`, reusing prepared keys whose
     /// timeline did not change. Keys were parsed once, when read or made.
     fn install(&self, loaded: Loaded) {
-        let now = self.clock.now();
+        let now = self.clock.unix_now();
         let old = self.snapshot();
         let known: HashMap<&str, &Arc<ActiveKey>> = old.keys.iter().map(|k| (k.meta.kid.as_str(), k)).collect();
         let keys = loaded
@@ -399,10 +396,9 @@ mod tests {
     use jwks_jose::crypto::Sealer;
 
     use super::*;
-    use crate::{
-        clock::ManualClock,
-        keys::{DirStore, lifecycle::Timeline},
-    };
+    use jwks_jose::clock::ManualClock;
+
+    use crate::keys::{DirStore, lifecycle::Timeline};
 
     const T0: u64 = 1_800_000_000;
 
@@ -440,13 +436,13 @@ mod tests {
     #[test]
     fn wrong_kek_stops_serve_and_writes_nothing() {
         let tmp = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(T0);
+        let clock = ManualClock::at(UnixTime::from_secs(T0));
         let first = ring(tmp.path(), sealer(1), &clock).unwrap();
         let kid = first.snapshot().signer(Algorithm::ES256).unwrap().meta.kid.clone();
         drop(first);
         let before = contents(tmp.path());
         // Even when a successor is due: nothing is planned or written.
-        clock.advance(3500);
+        clock.advance(Duration::from_secs(3500));
         let err = ring(tmp.path(), sealer(2), &clock).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, Error::Kek(_)), "{err:?}");
@@ -466,13 +462,13 @@ mod tests {
     #[test]
     fn a_damaged_key_file_suspends_rotation_and_writes_nothing() {
         let tmp = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(T0);
+        let clock = ManualClock::at(UnixTime::from_secs(T0));
         let ring = ring(tmp.path(), None, &clock).unwrap();
         fs::write(tmp.path().join("AAAA.json"), b"{ not json").unwrap();
         ring.tick().unwrap();
         assert_eq!(ring.snapshot().damaged.len(), 1);
         let before = contents(tmp.path());
-        clock.advance(3500); // a successor is due
+        clock.advance(Duration::from_secs(3500)); // a successor is due
         let err = ring.tick().unwrap_err();
         assert!(err.to_string().contains("AAAA.json") && err.to_string().contains("nothing is written"), "{err}");
         assert_eq!(contents(tmp.path()), before);
@@ -487,14 +483,14 @@ mod tests {
     #[test]
     fn clear_key_file_is_refused_when_a_kek_is_set() {
         let tmp = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(T0);
+        let clock = ManualClock::at(UnixTime::from_secs(T0));
         let ring = ring(tmp.path(), sealer(1), &clock).unwrap();
         let real = ring.snapshot().signer(Algorithm::ES256).unwrap().meta.kid.clone();
         // Someone who can write the folder but has no KEK plants a key in
         // clear that would sign from now on (it activated last).
-        let planted = es256_record(policy().immediate(T0 + 10));
+        let planted = es256_record(policy().immediate(UnixTime::from_secs(T0 + 10)));
         DirStore::open(tmp.path(), None).unwrap().test_put(&planted).unwrap();
-        clock.advance(20);
+        clock.advance(Duration::from_secs(20));
         ring.tick().unwrap();
         let snap = ring.snapshot();
         assert_eq!(snap.signer(Algorithm::ES256).unwrap().meta.kid, real, "the planted key never signs");
@@ -508,9 +504,9 @@ mod tests {
     #[test]
     fn a_timeline_edited_to_sign_for_longer_than_the_policy_allows_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(T0);
+        let clock = ManualClock::at(UnixTime::from_secs(T0));
         let store = DirStore::open(tmp.path(), sealer(1)).unwrap();
-        let rec = es256_record(policy().immediate(T0));
+        let rec = es256_record(policy().immediate(UnixTime::from_secs(T0)));
         store.test_put(&rec).unwrap();
         // The timeline is not sealed: an edit keeps the file loadable.
         let path = tmp.path().join(format!("{}.json", rec.meta.kid));
@@ -525,10 +521,10 @@ mod tests {
         // And the server refuses to start on it rather than replace it.
         assert!(ring(tmp.path(), sealer(1), &clock).is_err());
         // Out-of-order instants are refused too.
-        let mut t = policy().immediate(T0);
-        t.activates = t.deactivates + 1;
+        let mut t = policy().immediate(UnixTime::from_secs(T0));
+        t.activates = t.deactivates.saturating_add_secs(1);
         assert!(policy().check(&t).is_err());
-        assert!(policy().check(&policy().ahead(T0, T0)).is_ok());
+        assert!(policy().check(&policy().ahead(UnixTime::from_secs(T0), UnixTime::from_secs(T0))).is_ok());
     }
 
     /// A folder store that counts its loads.
@@ -568,13 +564,13 @@ mod tests {
     #[allow(clippy::disallowed_methods)] // measures the CPU time of a tick
     fn a_time_only_change_reads_nothing_from_the_store() {
         let tmp = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(T0);
+        let clock = ManualClock::at(UnixTime::from_secs(T0));
         // 20 keys: 19 retiring ones and the signer.
         let store = DirStore::open(tmp.path(), sealer(1)).unwrap();
         for i in 0..19u64 {
-            let mut t = policy().immediate(T0 - 1100 + i);
-            t.deactivates = T0 - 1100 + i + 1;
-            t.expires = t.deactivates + 1200;
+            let mut t = policy().immediate(UnixTime::from_secs(T0 - 1100 + i));
+            t.deactivates = UnixTime::from_secs(T0 - 1100 + i + 1);
+            t.expires = t.deactivates.saturating_add_secs(1200);
             store.test_put(&es256_record(t)).unwrap();
         }
         let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -585,7 +581,7 @@ mod tests {
         let before = ring.snapshot();
         assert_eq!(before.keys.len(), 20);
         // The next change is a retiring key leaving the JWKS: time only.
-        clock.set(before.next_change.unwrap());
+        clock.set(before.next_change.unwrap().to_system_time());
         let started = std::time::Instant::now();
         ring.tick().unwrap();
         let took = started.elapsed();
@@ -604,7 +600,7 @@ mod tests {
         let last = ring.snapshot().keys.iter().map(|k| k.meta.timeline.deactivates).max().unwrap();
         let parses_before = parses.load(Ordering::SeqCst);
         let read_keys = ring.snapshot().keys.len();
-        clock.set(last - 600 - 1);
+        clock.set(last.saturating_sub_secs(600 + 1).to_system_time());
         let cpu = thread_cpu();
         ring.tick().unwrap();
         let rotation_cpu = thread_cpu() - cpu;
@@ -706,7 +702,9 @@ mod tests {
     ///   load-time check.
     #[test]
     fn random_operations_keep_the_lifecycle_invariants() {
-        use crate::{clock::Clock, keys::ops};
+        use jwks_jose::clock::Clock;
+
+        use crate::keys::ops;
         let p = policy();
         let ahead = p.publish_ahead.as_secs();
         let open = |dir: &Path, clock: &ManualClock, budget: &Arc<std::sync::atomic::AtomicIsize>| {
@@ -717,18 +715,18 @@ mod tests {
         for seed in 1..=8u64 {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
             let tmp = tempfile::tempdir().unwrap();
-            let clock = ManualClock::new(T0);
+            let clock = ManualClock::at(UnixTime::from_secs(T0));
             let budget = Arc::new(std::sync::atomic::AtomicIsize::new(-1));
             let mut ring = open(tmp.path(), &clock, &budget);
             let mut immediate: Vec<String> = ring.snapshot().keys.iter().map(|k| k.meta.kid.clone()).collect();
-            let mut last_signed: HashMap<String, u64> = HashMap::new();
+            let mut last_signed: HashMap<String, UnixTime> = HashMap::new();
             let mut revoked: Vec<String> = Vec::new();
             for step in 0..80 {
                 steps += 1;
                 let before = stored(tmp.path());
                 let op = rng.below(100);
                 // Whether this step may make a key that signs at once.
-                let nothing_signs_at = |t: u64| lifecycle::signer(&before, Algorithm::ES256, t).is_none();
+                let nothing_signs_at = |t: UnixTime| lifecycle::signer(&before, Algorithm::ES256, t).is_none();
                 let mut may_sign_at_once = false;
                 // A crash: the next operation stops after `k` writes.
                 let crash = rng.below(8) == 0;
@@ -746,8 +744,8 @@ mod tests {
                             1..=2 => rng.below(3 * 3600),
                             _ => rng.below(400),
                         };
-                        clock.advance(jump);
-                        may_sign_at_once = nothing_signs_at(clock.now());
+                        clock.advance(Duration::from_secs(jump));
+                        may_sign_at_once = nothing_signs_at(clock.unix_now());
                         let first = ring.tick();
                         if crash { first } else { ring.tick() }
                     }
@@ -784,12 +782,12 @@ mod tests {
                     79..=88 => {
                         // A restart: a new process on the same folder.
                         drop(ring);
-                        may_sign_at_once = nothing_signs_at(clock.now());
+                        may_sign_at_once = nothing_signs_at(clock.unix_now());
                         ring = open(tmp.path(), &clock, &budget);
                         Ok(())
                     }
                     _ => {
-                        clock.advance(1);
+                        clock.advance(Duration::from_secs(1));
                         ring.tick()
                     }
                 };
@@ -799,13 +797,13 @@ mod tests {
                     crashes += usize::from(result.is_err());
                     budget.store(-1, Ordering::SeqCst);
                     drop(ring);
-                    may_sign_at_once |= nothing_signs_at(clock.now());
+                    may_sign_at_once |= nothing_signs_at(clock.unix_now());
                     ring = open(tmp.path(), &clock, &budget);
                 } else {
                     result.unwrap();
                     ring.tick().unwrap();
                 }
-                let now = clock.now();
+                let now = clock.unix_now();
                 let metas = stored(tmp.path());
                 let ctx = || format!("seed {seed} step {step} op {op} crash {crash} at {now}: {metas:#?}");
                 if may_sign_at_once {
@@ -834,16 +832,16 @@ mod tests {
                 assert_eq!(ring.snapshot().signer(Algorithm::ES256).unwrap().meta.kid, signer.kid, "{}", ctx());
                 if !immediate.contains(&signer.kid) {
                     assert!(
-                        now >= signer.timeline.published + ahead,
+                        now >= signer.timeline.published.saturating_add_secs(ahead),
                         "{} signs {}s after it was published, {}",
                         signer.kid,
-                        now - signer.timeline.published,
+                        now.saturating_duration_since(signer.timeline.published).as_secs(),
                         ctx()
                     );
                 }
                 last_signed.insert(signer.kid.clone(), now);
                 for (kid, &t) in &last_signed {
-                    if revoked.contains(kid) || now >= t + p.retire_after.as_secs() {
+                    if revoked.contains(kid) || now >= t.saturating_add(p.retire_after) {
                         continue;
                     }
                     let m = metas.iter().find(|m| &m.kid == kid).unwrap_or_else(|| panic!("{kid} gone, {}", ctx()));

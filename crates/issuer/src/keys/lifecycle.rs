@@ -13,10 +13,8 @@
 
 use std::{fmt, time::Duration};
 
-use jwks_jose::Algorithm;
+use jwks_jose::{Algorithm, clock::UnixTime};
 use serde::{Deserialize, Serialize};
-
-use crate::clock::UnixTime;
 
 /// The instants of one key, in seconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,12 +109,12 @@ pub struct Policy {
 impl Policy {
     /// The timeline of a key published at `now` that signs from `activates`.
     pub fn timeline(&self, now: UnixTime, activates: UnixTime) -> Timeline {
-        let deactivates = activates.saturating_add(self.rotation_period.as_secs());
+        let deactivates = activates.saturating_add(self.rotation_period);
         Timeline {
             published: now,
             activates,
             deactivates,
-            expires: deactivates.saturating_add(self.retire_after.as_secs()),
+            expires: deactivates.saturating_add(self.retire_after),
             revoked: None,
         }
     }
@@ -134,11 +132,11 @@ impl Policy {
             ));
         }
         let longest = self.longest_signing().as_secs();
-        let signs = t.deactivates - t.activates;
+        let signs = t.deactivates.saturating_duration_since(t.activates).as_secs();
         if signs > longest {
             return Err(format!("timeline signs for {signs}s, longer than this policy allows ({longest}s)"));
         }
-        let retires = t.expires - t.deactivates;
+        let retires = t.expires.saturating_duration_since(t.deactivates).as_secs();
         if retires > longest {
             return Err(format!("timeline stays published {retires}s after signing, longer than allowed ({longest}s)"));
         }
@@ -161,14 +159,14 @@ impl Policy {
     /// A key published now that signs after `publish_ahead`, but never
     /// before `not_before` (the current key's planned end).
     pub fn ahead(&self, now: UnixTime, not_before: UnixTime) -> Timeline {
-        self.timeline(now, now.saturating_add(self.publish_ahead.as_secs()).max(not_before))
+        self.timeline(now, now.saturating_add(self.publish_ahead).max(not_before))
     }
 }
 
 /// The `published` instant of a key written at the (truncated) second
 /// `now`: the next whole second, which never precedes the write.
 pub fn published_after(now: UnixTime) -> UnixTime {
-    now.saturating_add(1)
+    now.saturating_add_secs(1)
 }
 
 /// What the planner needs to know of a stored key.
@@ -243,7 +241,7 @@ pub fn outlook(keys: &[KeyMeta], alg: Algorithm, policy: &Policy, now: UnixTime)
     let (next_at, next) = match (current, pending) {
         (_, Some(p)) => (Some(p.timeline.activates), format!("{} starts signing", p.kid)),
         (Some(c), None) => {
-            let due = c.timeline.deactivates.saturating_sub(policy.publish_ahead.as_secs());
+            let due = c.timeline.deactivates.saturating_sub(policy.publish_ahead);
             (
                 Some(due.max(now)),
                 format!("a successor of {} is published, to sign at {}", c.kid, c.timeline.deactivates.max(now)),
@@ -315,7 +313,7 @@ pub fn plan(keys: &[KeyMeta], algorithms: &[Algorithm], policy: &Policy, now: Un
         });
         // One second early: the successor is published at the next whole
         // second and so activates exactly at the current key's end.
-        let due = current.timeline.deactivates.saturating_sub(policy.publish_ahead.as_secs()).saturating_sub(1);
+        let due = current.timeline.deactivates.saturating_sub(policy.publish_ahead).saturating_sub_secs(1);
         if !successor && now >= due {
             // Instants are whole seconds and `now` is truncated: published
             // at the next whole second, the key is in the store by then (it
@@ -328,7 +326,7 @@ pub fn plan(keys: &[KeyMeta], algorithms: &[Algorithm], policy: &Policy, now: Un
                 // tokens it signs meanwhile.
                 let mut t = current.timeline;
                 t.deactivates = next.activates;
-                t.expires = t.expires.max(next.activates.saturating_add(policy.retire_after.as_secs()));
+                t.expires = t.expires.max(next.activates.saturating_add(policy.retire_after));
                 actions.push(Action::Retime { kid: current.kid.clone(), timeline: t });
             }
             actions.push(Action::Create { alg, timeline: next });
@@ -380,7 +378,7 @@ pub fn successor(keys: &[KeyMeta], alg: Algorithm, policy: &Policy, now: UnixTim
         let mut t = cur.timeline;
         let extends = timeline.activates > t.deactivates;
         t.deactivates = timeline.activates;
-        t.expires = t.expires.max(t.deactivates.saturating_add(policy.retire_after.as_secs()));
+        t.expires = t.expires.max(t.deactivates.saturating_add(policy.retire_after));
         let retime = Action::Retime { kid: cur.kid.clone(), timeline: t };
         if extends { early.push(retime) } else { late.push(retime) }
     }

@@ -4,14 +4,14 @@
 //! one apply path ([`super::apply`]), next to running servers that pick the
 //! change up.
 
-use jwks_jose::Algorithm;
+use jwks_jose::{Algorithm, clock::Clock};
 
 use super::{
     apply::{self, Fresh},
     lifecycle::{self, KeyMeta, Policy, Timeline},
     store::{KeyRecord, KeyStore, Loaded, StoreLock},
 };
-use crate::{Error, clock::Clock};
+use crate::Error;
 
 /// What an operator action did, for the CLI to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +151,7 @@ pub fn revoke(
     let Some(alg) = keys.iter().find(|k| k.kid == kid).map(|k| k.alg) else {
         return Err(Error::Usage(format!("no key with kid `{}` in {}", kid, store.location())));
     };
-    let was_signing = lifecycle::signer(&keys, alg, clock.now()).is_some_and(|s| s.kid == kid);
+    let was_signing = lifecycle::signer(&keys, alg, clock.unix_now()).is_some_and(|s| s.kid == kid);
     if was_signing && !loaded.damaged.is_empty() {
         // Its replacement would be planned without the keys that do not
         // open: refuse before writing anything.
@@ -209,8 +209,8 @@ mod tests {
 
     use super::*;
 
-    use crate::{clock::UnixTime, keys::DirStore};
-    use jwks_jose::SigningKey;
+    use crate::keys::DirStore;
+    use jwks_jose::{SigningKey, clock::UnixTime};
 
     fn setup() -> (tempfile::TempDir, DirStore, Policy) {
         let tmp = tempfile::tempdir().unwrap();
@@ -223,8 +223,8 @@ mod tests {
         (tmp, store, policy)
     }
 
-    fn at(t: UnixTime) -> crate::clock::ManualClock {
-        crate::clock::ManualClock::new(t)
+    fn at(t: UnixTime) -> jwks_jose::clock::ManualClock {
+        jwks_jose::clock::ManualClock::at(t)
     }
 
     fn metas(store: &dyn KeyStore) -> Vec<KeyMeta> {
@@ -238,35 +238,40 @@ mod tests {
     #[test]
     fn rotate_publishes_ahead_and_hands_over_at_activation() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
-        let second = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1100), false).unwrap();
+        let first =
+            rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1000)), true).unwrap();
+        let second =
+            rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1100)), false)
+                .unwrap();
         assert_eq!(second.replaces.as_deref(), Some(first.kid.as_str()));
         // Published at the second after the clock read: never before the write.
-        assert_eq!(second.timeline.published, 1101);
-        assert_eq!(second.timeline.activates, 1701);
+        assert_eq!(second.timeline.published, UnixTime::from_secs(1101));
+        assert_eq!(second.timeline.activates, UnixTime::from_secs(1701));
         let m = metas(&store);
-        assert_eq!(lifecycle::signer(&m, Algorithm::ES256, 1700).unwrap().kid, first.kid);
-        assert_eq!(lifecycle::signer(&m, Algorithm::ES256, 1701).unwrap().kid, second.kid);
+        assert_eq!(lifecycle::signer(&m, Algorithm::ES256, UnixTime::from_secs(1700)).unwrap().kid, first.kid);
+        assert_eq!(lifecycle::signer(&m, Algorithm::ES256, UnixTime::from_secs(1701)).unwrap().kid, second.kid);
         let old = m.iter().find(|k| k.kid == first.kid).unwrap();
-        assert_eq!(old.timeline.deactivates, 1701);
-        assert!(old.timeline.is_published(1701 + 1199), "stays published for its tokens");
+        assert_eq!(old.timeline.deactivates, UnixTime::from_secs(1701));
+        assert!(old.timeline.is_published(UnixTime::from_secs(1701 + 1199)), "stays published for its tokens");
     }
 
     #[test]
     fn revoking_the_signer_replaces_it_at_once() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
-        let (revoked, replacement) = revoke(&store, &lk(&store), &policy, &first.kid, 2048, &at(1200)).unwrap();
-        assert_eq!(revoked.timeline.revoked, Some(1200));
+        let first =
+            rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1000)), true).unwrap();
+        let (revoked, replacement) =
+            revoke(&store, &lk(&store), &policy, &first.kid, 2048, &at(UnixTime::from_secs(1200))).unwrap();
+        assert_eq!(revoked.timeline.revoked, Some(UnixTime::from_secs(1200)));
         let replacement = replacement.unwrap();
         let m = metas(&store);
-        assert_eq!(lifecycle::signer(&m, Algorithm::ES256, 1200).unwrap().kid, replacement.kid);
-        assert!(!m.iter().find(|k| k.kid == first.kid).unwrap().timeline.is_published(1200));
+        assert_eq!(lifecycle::signer(&m, Algorithm::ES256, UnixTime::from_secs(1200)).unwrap().kid, replacement.kid);
+        assert!(!m.iter().find(|k| k.kid == first.kid).unwrap().timeline.is_published(UnixTime::from_secs(1200)));
         assert!(
-            matches!(revoke(&store, &lk(&store), &policy, "nope", 2048, &at(1300)), Err(Error::Usage(m)) if m.contains("no key"))
+            matches!(revoke(&store, &lk(&store), &policy, "nope", 2048, &at(UnixTime::from_secs(1300))), Err(Error::Usage(m)) if m.contains("no key"))
         );
         assert!(
-            matches!(revoke(&store, &lk(&store), &policy, &first.kid, 2048, &at(1300)), Err(Error::Usage(m)) if m.contains("already"))
+            matches!(revoke(&store, &lk(&store), &policy, &first.kid, 2048, &at(UnixTime::from_secs(1300))), Err(Error::Usage(m)) if m.contains("already"))
         );
     }
 
@@ -277,11 +282,23 @@ mod tests {
         let der = SigningKey::generate(Algorithm::ES256, 2048).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
         let pem = format!("-----BEGIN {label}-----\n{b64}\n-----END {label}-----\n", label = "PRIVATE KEY");
-        let done =
-            import(&store, &lk(&store), &policy, Algorithm::ES256, pkcs8_from_pem(&pem).unwrap(), &at(50)).unwrap();
-        assert_eq!(done.timeline.activates, 651);
-        assert!(import(&store, &lk(&store), &policy, Algorithm::ES256, der.clone(), &at(60)).is_err());
-        assert!(import(&store, &lk(&store), &policy, Algorithm::RS256, der, &at(60)).is_err(), "wrong algorithm");
+        let done = import(
+            &store,
+            &lk(&store),
+            &policy,
+            Algorithm::ES256,
+            pkcs8_from_pem(&pem).unwrap(),
+            &at(UnixTime::from_secs(50)),
+        )
+        .unwrap();
+        assert_eq!(done.timeline.activates, UnixTime::from_secs(651));
+        assert!(
+            import(&store, &lk(&store), &policy, Algorithm::ES256, der.clone(), &at(UnixTime::from_secs(60))).is_err()
+        );
+        assert!(
+            import(&store, &lk(&store), &policy, Algorithm::RS256, der, &at(UnixTime::from_secs(60))).is_err(),
+            "wrong algorithm"
+        );
         assert!(pkcs8_from_pem(&pem.replace("PRIVATE KEY", "RSA PRIVATE KEY")).is_err());
     }
 
@@ -297,19 +314,22 @@ mod tests {
     #[test]
     fn two_rotations_in_a_row_leave_exactly_one_active_key() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
-        let b = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1100), false).unwrap();
-        let c = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1101), false).unwrap();
+        let first =
+            rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1000)), true).unwrap();
+        let b = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1100)), false)
+            .unwrap();
+        let c = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1101)), false)
+            .unwrap();
         assert_eq!(c.replaces.as_deref(), Some(first.kid.as_str()));
         for now in [1100, 1700, 1701, 1702, 2000, 1701 + 3599] {
             let m = metas(&store);
-            let signer = lifecycle::signer(&m, Algorithm::ES256, now).unwrap().kid.clone();
-            let active = active(&store, Algorithm::ES256, now);
+            let signer = lifecycle::signer(&m, Algorithm::ES256, UnixTime::from_secs(now)).unwrap().kid.clone();
+            let active = active(&store, Algorithm::ES256, UnixTime::from_secs(now));
             assert_eq!(active, vec![signer.clone()], "at {now}");
             // The timeline rule (what /metrics reads) agrees.
             let by_timeline: Vec<&str> = m
                 .iter()
-                .filter(|k| k.timeline.state(now) == lifecycle::KeyState::Active)
+                .filter(|k| k.timeline.state(UnixTime::from_secs(now)) == lifecycle::KeyState::Active)
                 .map(|k| k.kid.as_str())
                 .collect();
             assert_eq!(by_timeline, vec![signer.as_str()], "at {now}");
@@ -317,21 +337,25 @@ mod tests {
             assert!(policy.check(&m.iter().find(|k| k.kid == b.kid).unwrap().timeline).is_ok());
         }
         // And `--now` after a pending successor: the new key signs, alone.
-        let d = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1200), true).unwrap();
-        assert_eq!(active(&store, Algorithm::ES256, 1200), vec![d.kid.clone()]);
-        assert_eq!(active(&store, Algorithm::ES256, 1701), vec![d.kid]);
+        let d =
+            rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1200)), true).unwrap();
+        assert_eq!(active(&store, Algorithm::ES256, UnixTime::from_secs(1200)), vec![d.kid.clone()]);
+        assert_eq!(active(&store, Algorithm::ES256, UnixTime::from_secs(1701)), vec![d.kid]);
     }
 
     #[test]
     fn revoke_replaces_names_the_revoked_key() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
+        let first =
+            rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1000)), true).unwrap();
         // A second key signs at once; the first retires but stays published.
-        let second = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1100), true).unwrap();
-        let (_, replacement) = revoke(&store, &lk(&store), &policy, &second.kid, 2048, &at(1200)).unwrap();
+        let second =
+            rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1100)), true).unwrap();
+        let (_, replacement) =
+            revoke(&store, &lk(&store), &policy, &second.kid, 2048, &at(UnixTime::from_secs(1200))).unwrap();
         let replacement = replacement.unwrap();
         assert_eq!(replacement.replaces.as_deref(), Some(second.kid.as_str()), "not {}", first.kid);
-        assert_eq!(active(&store, Algorithm::ES256, 1200), vec![replacement.kid]);
+        assert_eq!(active(&store, Algorithm::ES256, UnixTime::from_secs(1200)), vec![replacement.kid]);
     }
 
     /// Found by the random-operations test: a successor published at the
@@ -340,14 +364,22 @@ mod tests {
     #[test]
     fn a_pending_key_that_gives_way_to_a_revoke_replacement_never_signs() {
         let (_t, store, policy) = setup();
-        let first = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), true).unwrap();
-        let pending = rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(1000), false).unwrap();
-        assert_eq!(pending.timeline.published, 1001);
-        let (_, replacement) = revoke(&store, &lk(&store), &policy, &first.kid, 2048, &at(1000)).unwrap();
+        let first =
+            rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1000)), true).unwrap();
+        let pending =
+            rotate(&store, &lk(&store), &policy, Algorithm::ES256, 2048, &at(UnixTime::from_secs(1000)), false)
+                .unwrap();
+        assert_eq!(pending.timeline.published, UnixTime::from_secs(1001));
+        let (_, replacement) =
+            revoke(&store, &lk(&store), &policy, &first.kid, 2048, &at(UnixTime::from_secs(1000))).unwrap();
         let replacement = replacement.unwrap();
         let m = metas(&store);
         for now in [1000, 1001, 1601, 2000] {
-            assert_eq!(lifecycle::signer(&m, Algorithm::ES256, now).unwrap().kid, replacement.kid, "at {now}");
+            assert_eq!(
+                lifecycle::signer(&m, Algorithm::ES256, UnixTime::from_secs(now)).unwrap().kid,
+                replacement.kid,
+                "at {now}"
+            );
         }
         assert!(m.iter().all(|k| policy.check(&k.timeline).is_ok()));
     }

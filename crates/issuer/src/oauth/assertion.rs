@@ -12,15 +12,15 @@
 use std::{
     pin::Pin,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
-use jwks_jose::JwkSet;
+use jwks_jose::{JwkSet, clock::UnixTime};
 use jwks_verifier::{Algorithm, Claims, OfflineVerifier, Verifier, dangerous::DangerousOptions};
 use tokio::sync::OnceCell;
 
 use super::replay::PendingId;
-use crate::clock::{SharedClock, UnixTime};
+use crate::clock::SharedClock;
 /// Leeway for `exp`, `iat` and `nbf` of an assertion, in seconds.
 pub(crate) const LEEWAY: u64 = 60;
 /// Signing algorithms accepted for assertions (never HS* or none): every
@@ -37,7 +37,7 @@ pub(crate) struct VerifierClock(pub SharedClock);
 
 impl jwks_verifier::Clock for VerifierClock {
     fn now(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.0.now())
+        self.0.now()
     }
 
     fn sleep_until(&self, deadline: SystemTime) -> jwks_verifier::Sleep {
@@ -237,7 +237,7 @@ fn check_claims(claims: &Claims, client_id: &str, now: UnixTime, max_lifetime: u
     if claims.jti.as_deref().is_none_or(str::is_empty) {
         return Err("client assertion rejected: `jti` is required".into());
     }
-    if claims.exp > now.saturating_add(max_lifetime).saturating_add(LEEWAY) {
+    if claims.exp > now.saturating_add_secs(max_lifetime).saturating_add_secs(LEEWAY).as_secs() {
         return Err(format!("client assertion rejected: `exp` is more than {max_lifetime} s ahead"));
     }
     Ok(())

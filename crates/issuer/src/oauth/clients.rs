@@ -17,8 +17,7 @@ use super::{
     client::{ClientAuth, ClientConfig},
     secret::SecretHash,
 };
-use crate::clock::UnixTime;
-use jwks_jose::crypto;
+use jwks_jose::{clock::UnixTime, crypto};
 
 /// How long a verified secret is remembered, in seconds.
 pub const VERIFIED_TTL: u64 = 300;
@@ -136,7 +135,7 @@ impl Clients {
         }
         let digest = self.digest(secret);
         if let Ok(mut map) = self.verified.lock() {
-            map.insert(id.to_string(), Verified { digest, until: now.saturating_add(VERIFIED_TTL) });
+            map.insert(id.to_string(), Verified { digest, until: now.saturating_add_secs(VERIFIED_TTL) });
         }
     }
 }
@@ -166,13 +165,17 @@ mod tests {
     #[test]
     fn a_remembered_secret_expires_and_a_wrong_one_never_matches() {
         let c = clients();
-        assert_eq!(c.check_remembered("svc", "right", 100), SecretCheck::NeedsArgon2);
-        c.remember("svc", "right", 100);
-        assert_eq!(c.check_remembered("svc", "right", 101), SecretCheck::Remembered);
-        assert_eq!(c.check_remembered("svc", "wrong", 101), SecretCheck::NeedsArgon2);
-        assert_eq!(c.check_remembered("svc", "right", 100 + VERIFIED_TTL), SecretCheck::NeedsArgon2, "expires");
-        c.remember("nobody", "x", 100);
-        assert_eq!(c.check_remembered("nobody", "x", 101), SecretCheck::NeedsArgon2);
+        assert_eq!(c.check_remembered("svc", "right", UnixTime::from_secs(100)), SecretCheck::NeedsArgon2);
+        c.remember("svc", "right", UnixTime::from_secs(100));
+        assert_eq!(c.check_remembered("svc", "right", UnixTime::from_secs(101)), SecretCheck::Remembered);
+        assert_eq!(c.check_remembered("svc", "wrong", UnixTime::from_secs(101)), SecretCheck::NeedsArgon2);
+        assert_eq!(
+            c.check_remembered("svc", "right", UnixTime::from_secs(100 + VERIFIED_TTL)),
+            SecretCheck::NeedsArgon2,
+            "expires"
+        );
+        c.remember("nobody", "x", UnixTime::from_secs(100));
+        assert_eq!(c.check_remembered("nobody", "x", UnixTime::from_secs(101)), SecretCheck::NeedsArgon2);
     }
 
     #[test]

@@ -16,12 +16,9 @@
 //! client assertion's, and the client's retry with the same form and a new
 //! proof succeeds.
 
-use std::{
-    sync::Mutex,
-    time::{Duration, UNIX_EPOCH},
-};
+use std::{sync::Mutex, time::Duration};
 
-use jwks_jose::nonce::NonceKey;
+use jwks_jose::{clock::UnixTime, nonce::NonceKey};
 use jwks_verifier::{
     dpop::{self, ProofError, Replay as VerifierReplay, ReplayGuard, Request},
     nonce::{NonceMode, NoncePolicy},
@@ -33,7 +30,6 @@ use super::{
     error::printable,
     replay::{PendingId, SingleUse},
 };
-use crate::clock::UnixTime;
 
 /// The algorithms a proof may use (`dpop_signing_alg_values_supported`):
 /// every algorithm of the crypto backend, as for assertions. The proof's
@@ -60,7 +56,7 @@ impl NoncePolicy for Nonces<'_> {
         }
     }
 
-    fn check(&self, nonce: &str, now: jwks_jose::clock::UnixTime) -> Result<(), String> {
+    fn check(&self, nonce: &str, now: UnixTime) -> Result<(), String> {
         self.key.check(nonce, now).map_err(|e| match e {
             jwks_jose::Error::InvalidNonce("not issued by this server") => {
                 "the DPoP nonce is not one this server issued".to_owned()
@@ -70,7 +66,7 @@ impl NoncePolicy for Nonces<'_> {
         })
     }
 
-    fn issue(&self, now: jwks_jose::clock::UnixTime) -> String {
+    fn issue(&self, now: UnixTime) -> String {
         self.key.issue(now)
     }
 
@@ -90,7 +86,7 @@ struct LookOnly<'a> {
 impl ReplayGuard for LookOnly<'_> {
     fn check_and_insert(&self, id: &str, until: u64, now: u64) -> Result<(), VerifierReplay> {
         let pending = PendingId { kind: "dpop", id: id.to_owned(), until };
-        if self.guard.is_used(self.client, &pending, now) {
+        if self.guard.is_used(self.client, &pending, UnixTime::from_secs(now)) {
             return Err(VerifierReplay::Seen);
         }
         if let Ok(mut n) = self.noted.lock() {
@@ -133,7 +129,7 @@ pub(crate) fn binding(
     };
     let request = Request { method: "POST", url: token_endpoint, access_token: None };
     let look = LookOnly { guard, client: &client.id, noted: Mutex::new(None) };
-    let at = UNIX_EPOCH + Duration::from_secs(now);
+    let at = now.to_system_time();
     let verified = dpop::verify_proof_checked(
         proof,
         &request,
@@ -158,7 +154,7 @@ pub(crate) fn binding(
         Err(jwks_verifier::Error::UseDpopNonce { reason }) => {
             tracing::info!(client_id = %client.id, %reason, "DPoP proof without a valid nonce: use_dpop_nonce");
             // `use_dpop_nonce` comes only from the nonce rule, so `nonces` is set.
-            let nonce = nonces.map(|n| n.issue(jwks_jose::clock::UnixTime::from_secs(now))).unwrap_or_default();
+            let nonce = nonces.map(|n| n.issue(now)).unwrap_or_default();
             Err(OAuthError::UseDpopNonce { description: printable(&reason, 200), nonce })
         }
         Err(e) => {

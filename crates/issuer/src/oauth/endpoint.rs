@@ -87,7 +87,7 @@ pub(crate) async fn token(
     service: web::Data<TokenService>,
     edge: web::Data<Edge>,
 ) -> HttpResponse {
-    let now = edge.clock.now();
+    let now = edge.clock.unix_now();
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if !request::is_form_content_type(content_type) {
         let e = OAuthError::InvalidRequest("Content-Type must be application/x-www-form-urlencoded".into());
@@ -134,7 +134,7 @@ const DPOP_NONCE: &str = "dpop-nonce";
 
 /// The answer to a refused request; one that carried a `DPoP` header also
 /// gets a current nonce (RFC 9449 §8), unless nonces are off.
-fn refusal(e: &OAuthError, req: &HttpRequest, service: &TokenService, now: crate::clock::UnixTime) -> HttpResponse {
+fn refusal(e: &OAuthError, req: &HttpRequest, service: &TokenService, now: jwks_jose::clock::UnixTime) -> HttpResponse {
     let mut res = e.error_response();
     let nonce = match e.dpop_nonce() {
         Some(n) => Some(n.to_owned()),

@@ -65,18 +65,23 @@ impl SingleUse {
     }
 
     /// Whether `id` was already claimed here (a check before the claim).
-    pub(crate) fn is_used(&self, client: &str, id: &PendingId, now: u64) -> bool {
-        self.local.contains(client, &key(id), UnixTime::from_secs(now))
+    pub(crate) fn is_used(&self, client: &str, id: &PendingId, now: UnixTime) -> bool {
+        self.local.contains(client, &key(id), now)
     }
 
     /// Claims every id of `ids` for `client`, here and across replicas.
     /// When the shared store cannot answer, this replica's cache decides and
     /// a warning is logged: a replica whose database is down keeps serving,
     /// refusing the replays it saw itself.
-    pub(crate) async fn claim(&self, client: &str, ids: &[PendingId], now: u64) -> Result<(), (Replay, &'static str)> {
+    pub(crate) async fn claim(
+        &self,
+        client: &str,
+        ids: &[PendingId],
+        now: UnixTime,
+    ) -> Result<(), (Replay, &'static str)> {
         for id in ids {
             self.local
-                .check_and_insert(client, &key(id), UnixTime::from_secs(id.until), UnixTime::from_secs(now))
+                .check_and_insert(client, &key(id), UnixTime::from_secs(id.until), now)
                 .map_err(|r| (r, id.kind))?;
         }
         let Some(shared) = self.shared.clone() else { return Ok(()) };
@@ -86,7 +91,7 @@ impl SingleUse {
                 format!("{}\0{client}\0{}", id.kind, id.id).as_bytes(),
             ));
             let (store, until) = (shared.clone(), id.until);
-            match tokio::task::spawn_blocking(move || store.claim_once(&digest, until, now)).await {
+            match tokio::task::spawn_blocking(move || store.claim_once(&digest, until, now.as_secs())).await {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false)) => return Err((Replay::Seen, id.kind)),
                 Ok(Err(e)) => {
@@ -114,21 +119,21 @@ mod tests {
     #[tokio::test]
     async fn an_id_is_claimed_once_per_client_and_looking_records_nothing() {
         let g = SingleUse::default();
-        assert!(!g.is_used("c", &id("a"), 10));
-        assert!(!g.is_used("c", &id("a"), 10), "a look records nothing");
-        assert_eq!(g.claim("c", &[id("a")], 10).await, Ok(()));
-        assert!(g.is_used("c", &id("a"), 10));
-        assert_eq!(g.claim("c", &[id("a")], 11).await, Err((Replay::Seen, "dpop")));
-        assert_eq!(g.claim("other", &[id("a")], 11).await, Ok(()), "per client");
+        assert!(!g.is_used("c", &id("a"), UnixTime::from_secs(10)));
+        assert!(!g.is_used("c", &id("a"), UnixTime::from_secs(10)), "a look records nothing");
+        assert_eq!(g.claim("c", &[id("a")], UnixTime::from_secs(10)).await, Ok(()));
+        assert!(g.is_used("c", &id("a"), UnixTime::from_secs(10)));
+        assert_eq!(g.claim("c", &[id("a")], UnixTime::from_secs(11)).await, Err((Replay::Seen, "dpop")));
+        assert_eq!(g.claim("other", &[id("a")], UnixTime::from_secs(11)).await, Ok(()), "per client");
     }
 
     #[tokio::test]
     async fn one_client_cannot_fill_the_replay_cache() {
         let g = SingleUse::new(ReplayCache::new(10, 3), None);
         for i in 0..3 {
-            g.claim("greedy", &[id(&i.to_string())], 0).await.unwrap();
+            g.claim("greedy", &[id(&i.to_string())], UnixTime::from_secs(0)).await.unwrap();
         }
-        assert_eq!(g.claim("greedy", &[id("x")], 0).await, Err((Replay::PartitionFull, "dpop")));
-        assert_eq!(g.claim("other", &[id("x")], 0).await, Ok(()));
+        assert_eq!(g.claim("greedy", &[id("x")], UnixTime::from_secs(0)).await, Err((Replay::PartitionFull, "dpop")));
+        assert_eq!(g.claim("other", &[id("x")], UnixTime::from_secs(0)).await, Ok(()));
     }
 }

@@ -9,9 +9,9 @@
 use std::net::IpAddr;
 
 use base64::Engine;
+use jwks_jose::clock::UnixTime;
 
 use super::{OAuthError, client::is_scope_char, error::printable};
-use crate::clock::UnixTime;
 
 /// The largest token request body accepted.
 pub const MAX_BODY: usize = 16 * 1024;

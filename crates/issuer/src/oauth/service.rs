@@ -140,8 +140,8 @@ impl TokenService {
     /// A fresh DPoP nonce at `now`, for the `DPoP-Nonce` header of any
     /// answer to a request with a `DPoP` header; `None` when nonces are off
     /// for every client.
-    pub fn dpop_nonce(&self, now: crate::clock::UnixTime) -> Option<String> {
-        self.nonce_key.as_ref().map(|k| k.issue(jwks_jose::clock::UnixTime::from_secs(now)))
+    pub fn dpop_nonce(&self, now: jwks_jose::clock::UnixTime) -> Option<String> {
+        self.nonce_key.as_ref().map(|k| k.issue(now))
     }
 
     /// The nonce key and `client`'s mode, unless its mode is off.
@@ -237,7 +237,7 @@ impl TokenService {
         })?;
         self.metrics.token_issued(&client.id, key.meta.alg, &key.meta.kid);
         let dpop_nonce = match (&req.dpop, nonces) {
-            (Some(_), Some(n)) => Some(n.key.issue(jwks_jose::clock::UnixTime::from_secs(now))),
+            (Some(_), Some(n)) => Some(n.key.issue(now)),
             _ => None,
         };
         Ok(Issued {

@@ -12,7 +12,7 @@
 
 use std::{collections::HashMap, net::IpAddr, sync::Mutex, time::Duration};
 
-use crate::clock::UnixTime;
+use jwks_jose::clock::UnixTime;
 
 /// At most this many buckets of each kind are kept; refilled ones are
 /// dropped first.
@@ -42,7 +42,7 @@ struct Bucket {
 
 impl Bucket {
     fn level(&self, now: UnixTime, burst: u32, refill: Duration) -> f64 {
-        let elapsed = now.saturating_sub(self.at) as f64;
+        let elapsed = now.saturating_duration_since(self.at).as_secs() as f64;
         (self.tokens + elapsed / refill.as_secs_f64().max(0.001)).min(f64::from(burst))
     }
 }
@@ -184,13 +184,13 @@ mod tests {
     fn failures_past_the_burst_are_throttled_until_refilled() {
         let t = Throttle::new(ThrottleConfig { burst: 3, ..ThrottleConfig::default() });
         for _ in 0..3 {
-            let _kept = t.admit(Some("c"), addr(1), 100).unwrap();
+            let _kept = t.admit(Some("c"), addr(1), UnixTime::from_secs(100)).unwrap();
         }
-        assert_eq!(t.admit(Some("c"), addr(1), 100).map(|_| ()), Err(3));
-        assert_eq!(t.admit(Some("c"), addr(1), 102).map(|_| ()), Err(1));
-        assert!(t.admit(Some("c"), addr(1), 103).is_ok(), "one failure forgiven per refill_every");
+        assert_eq!(t.admit(Some("c"), addr(1), UnixTime::from_secs(100)).map(|_| ()), Err(3));
+        assert_eq!(t.admit(Some("c"), addr(1), UnixTime::from_secs(102)).map(|_| ()), Err(1));
+        assert!(t.admit(Some("c"), addr(1), UnixTime::from_secs(103)).is_ok(), "one failure forgiven per refill_every");
         // The same client from another address is not affected.
-        assert!(t.admit(Some("c"), addr(2), 100).is_ok());
+        assert!(t.admit(Some("c"), addr(2), UnixTime::from_secs(100)).is_ok());
     }
 
     #[test]
@@ -198,7 +198,8 @@ mod tests {
         // Admissions made before any outcome is known still count: the
         // burst is the number admitted, not the number checked.
         let t = Throttle::new(ThrottleConfig { burst: 5, ..ThrottleConfig::default() });
-        let admitted: Vec<Charge> = (0..50).filter_map(|_| t.admit(Some("c"), addr(1), 10).ok()).collect();
+        let admitted: Vec<Charge> =
+            (0..50).filter_map(|_| t.admit(Some("c"), addr(1), UnixTime::from_secs(10)).ok()).collect();
         assert_eq!(admitted.len(), 5);
     }
 
@@ -206,28 +207,28 @@ mod tests {
     fn a_refund_gives_the_tokens_back() {
         let t = Throttle::new(ThrottleConfig { burst: 2, ..ThrottleConfig::default() });
         for _ in 0..10 {
-            let c = t.admit(Some("c"), addr(1), 10).unwrap();
-            t.refund(c, 10);
+            let c = t.admit(Some("c"), addr(1), UnixTime::from_secs(10)).unwrap();
+            t.refund(c, UnixTime::from_secs(10));
         }
-        assert!(t.admit(Some("c"), addr(1), 10).is_ok());
+        assert!(t.admit(Some("c"), addr(1), UnixTime::from_secs(10)).is_ok());
     }
 
     #[test]
     fn a_source_is_throttled_across_client_ids() {
         let t = Throttle::new(ThrottleConfig { address_burst: 5, ..ThrottleConfig::default() });
         for i in 0..5 {
-            let _kept = t.admit(Some(&format!("random-{i}")), addr(9), 50).unwrap();
+            let _kept = t.admit(Some(&format!("random-{i}")), addr(9), UnixTime::from_secs(50)).unwrap();
         }
-        assert_eq!(t.admit(Some("fresh"), addr(9), 50).map(|_| ()), Err(1));
-        assert!(t.admit(Some("fresh"), addr(8), 50).is_ok());
-        assert!(t.admit(Some("fresh"), addr(9), 51).is_ok());
+        assert_eq!(t.admit(Some("fresh"), addr(9), UnixTime::from_secs(50)).map(|_| ()), Err(1));
+        assert!(t.admit(Some("fresh"), addr(8), UnixTime::from_secs(50)).is_ok());
+        assert!(t.admit(Some("fresh"), addr(9), UnixTime::from_secs(51)).is_ok());
     }
 
     #[test]
     fn burst_zero_turns_throttling_off() {
         let t = Throttle::new(ThrottleConfig { burst: 0, ..ThrottleConfig::default() });
         for _ in 0..1000 {
-            let _kept = t.admit(Some("c"), addr(1), 0).unwrap();
+            let _kept = t.admit(Some("c"), addr(1), UnixTime::from_secs(0)).unwrap();
         }
     }
 }

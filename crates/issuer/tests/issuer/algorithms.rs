@@ -10,7 +10,8 @@ use std::{
 };
 
 use actix_web::test::TestRequest;
-use jwks_issuer::{clock::Clock, keys::Keyring};
+use jwks_issuer::keys::Keyring;
+use jwks_jose::clock::Clock;
 use jwks_jose::{Algorithm, JwkSet, SigningKey, compact, crypto, thumbprint};
 use jwks_verifier::{ManualClock as VerifierClock, Verifier};
 use serde_json::{Value, json};
@@ -64,7 +65,7 @@ async fn each_configured_algorithm_has_its_own_key_and_signs_its_clients_tokens(
             .issuer(ISSUER)
             .audience(API_AUD)
             .algorithms([alg])
-            .clock(Arc::new(VerifierClock::new(UNIX_EPOCH + Duration::from_secs(f.clock.now()))))
+            .clock(Arc::new(VerifierClock::new(UNIX_EPOCH + Duration::from_secs(f.clock.unix_now().as_secs()))))
             .build_offline(&set)
             .unwrap();
         assert_eq!(v.verify_token::<Value>(&token).unwrap().alg, alg);
@@ -89,7 +90,7 @@ async fn dpop_proofs_of_every_algorithm_bind_tokens() {
     let f = fixture();
     for alg in crypto::supported() {
         let client = SigningKey::from_pkcs8(alg, &SigningKey::generate(alg, 2048).unwrap()).unwrap();
-        let proof = crate::dpop::proof(&client, "POST", crate::dpop::TOKEN_URL, f.clock.now(), None);
+        let proof = crate::dpop::proof(&client, "POST", crate::dpop::TOKEN_URL, f.clock.unix_now().as_secs(), None);
         let req = TestRequest::post()
             .uri("/token")
             .insert_header(("content-type", "application/x-www-form-urlencoded"))

@@ -10,7 +10,8 @@ use std::{
 };
 
 use actix_web::test::TestRequest;
-use jwks_issuer::{Config, clock::Clock};
+use jwks_issuer::Config;
+use jwks_jose::clock::Clock;
 use jwks_jose::{Algorithm, JwkSet, SigningKey, b64, compact, thumbprint};
 use jwks_verifier::{Error as VerifyError, ManualClock as VerifierClock, Verifier};
 use serde_json::{Value, json};
@@ -56,7 +57,7 @@ pub(crate) fn proof(key: &SigningKey, htm: &str, htu: &str, iat: u64, token: Opt
 }
 
 fn now(f: &Fixture) -> u64 {
-    f.clock.now()
+    f.clock.unix_now().as_secs()
 }
 
 /// `POST /token` for client `id` with the given `DPoP` headers.
@@ -203,7 +204,7 @@ async fn a_replayed_proof_is_refused() {
     let p = proof(&key, "POST", TOKEN_URL, now(&f), None);
     assert_eq!(token_with(&f, "svc", &[&p]).await.json()["token_type"], "DPoP");
     assert_dpop_refused(&token_with(&f, "svc", &[&p]).await, "already used");
-    f.clock.advance(30);
+    f.clock.advance(Duration::from_secs(30));
     assert_dpop_refused(&token_with(&f, "svc", &[&p]).await, "already used");
 }
 

@@ -7,10 +7,11 @@
 use std::{path::Path, sync::Arc};
 
 use jwks_issuer::{
-    clock::{Clock, ManualClock, SharedClock},
+    clock::SharedClock,
     metrics::Metrics,
     oauth::{OAuthError, TokenService, request::RawRequest},
 };
+use jwks_jose::clock::{Clock, ManualClock};
 use jwks_jose::{SigningKey, b64, compact};
 use serde_json::{Value, json};
 
@@ -93,7 +94,7 @@ fn assertion(k: &SigningKey, jti: &str, now: u64) -> String {
 async fn required_answers_use_dpop_nonce_and_the_retry_with_the_nonce_succeeds() {
     let f = fixture("[dpop]\nnonce = \"required\"\n", &es_key());
     let key = es_key();
-    let t = f.clock.now();
+    let t = f.clock.unix_now().as_secs();
     let r = as_client(&f, "svc", Some(&proof(&key, "p1", t, None))).await;
     let nonce = assert_use_nonce(&r);
     assert!(r.json()["error_description"].as_str().unwrap().contains("nonce"), "{:?}", r.json());
@@ -112,7 +113,7 @@ async fn use_dpop_nonce_leaves_the_proof_jti_and_the_assertion_jti_unused() {
     let jwt_key = es_key();
     let f = fixture("[dpop]\nnonce = \"required\"\n", &jwt_key);
     let key = es_key();
-    let t = f.clock.now();
+    let t = f.clock.unix_now().as_secs();
     let a = assertion(&jwt_key, "assertion-1", t);
     let body = cc(&format!("client_assertion_type={}&client_assertion={a}", form_encode(JWT_BEARER)));
     let r = post(&f, &body, None, Some(&proof(&key, "proof-1", t, None))).await;
@@ -136,7 +137,7 @@ async fn use_dpop_nonce_leaves_the_proof_jti_and_the_assertion_jti_unused() {
 async fn every_answer_to_a_dpop_request_carries_a_nonce_unless_nonces_are_off() {
     let f = fixture("", &es_key());
     let key = es_key();
-    let t = f.clock.now();
+    let t = f.clock.unix_now().as_secs();
     let p = proof(&key, "x1", t, None);
     let r = as_client(&f, "svc", Some(&p)).await;
     assert_eq!(r.status.as_u16(), 200, "allowed (the default) takes a proof without a nonce");
@@ -167,7 +168,7 @@ async fn every_answer_to_a_dpop_request_carries_a_nonce_unless_nonces_are_off() 
 async fn a_proof_with_iat_an_hour_off_is_accepted_with_a_nonce_and_refused_without() {
     let f = fixture("", &es_key());
     let key = es_key();
-    let t = f.clock.now();
+    let t = f.clock.unix_now().as_secs();
     for (i, iat) in [t - 3600, t + 3600].into_iter().enumerate() {
         let r = as_client(&f, "svc", Some(&proof(&key, &format!("w{i}"), iat, None))).await;
         let nonce = assert_use_nonce(&r);
@@ -184,10 +185,10 @@ async fn a_proof_with_iat_an_hour_off_is_accepted_with_a_nonce_and_refused_witho
 async fn an_expired_nonce_is_refused_and_a_fresh_one_offered() {
     let f = fixture("[dpop]\nnonce = \"required\"\nnonce_step = \"30s\"\n", &es_key());
     let key = es_key();
-    let r = as_client(&f, "svc", Some(&proof(&key, "e0", f.clock.now(), None))).await;
+    let r = as_client(&f, "svc", Some(&proof(&key, "e0", f.clock.unix_now().as_secs(), None))).await;
     let nonce = assert_use_nonce(&r);
-    f.clock.advance(60);
-    let t = f.clock.now();
+    f.clock.advance(std::time::Duration::from_secs(60));
+    let t = f.clock.unix_now().as_secs();
     let r = as_client(&f, "svc", Some(&proof(&key, "e1", t, Some(&nonce)))).await;
     let fresh = assert_use_nonce(&r);
     assert!(r.json()["error_description"].as_str().unwrap().contains("expired"), "{:?}", r.json());
@@ -204,7 +205,7 @@ async fn an_expired_nonce_is_refused_and_a_fresh_one_offered() {
 async fn per_client_required_overrides_the_global_allowed_and_off_the_global_required() {
     let f = fixture("", &es_key());
     let key = es_key();
-    let t = f.clock.now();
+    let t = f.clock.unix_now().as_secs();
     let r = as_client(&f, "svc", Some(&proof(&key, "g1", t, None))).await;
     assert_eq!(r.status.as_u16(), 200, "global allowed");
     let r = as_client(&f, "strict", Some(&proof(&key, "s1", t, None))).await;
@@ -232,7 +233,7 @@ async fn call(service: &TokenService, proof: &str, now: u64) -> Result<jwks_issu
         authorization: &authorization,
         dpop: &dpop,
         peer: None,
-        now,
+        now: jwks_jose::clock::UnixTime::from_secs(now),
     };
     service.handle(&raw).await
 }
@@ -240,7 +241,7 @@ async fn call(service: &TokenService, proof: &str, now: u64) -> Result<jwks_issu
 #[tokio::test]
 async fn replicas_with_one_secret_accept_each_others_nonces_and_others_do_not() {
     let config = parse_config(&config("[dpop]\nnonce = \"required\"\n", &es_key()));
-    let clock = ManualClock::new(crate::support::real_now());
+    let clock = ManualClock::at(jwks_jose::clock::UnixTime::from_secs(crate::support::real_now()));
     let service = || {
         let shared: SharedClock = Arc::new(clock.clone());
         TokenService::new(
@@ -257,13 +258,13 @@ async fn replicas_with_one_secret_accept_each_others_nonces_and_others_do_not() 
     a.use_dpop_nonce_secret(&[5u8; 32]).unwrap();
     b.use_dpop_nonce_secret(&[5u8; 32]).unwrap();
     let key = es_key();
-    let t = clock.now();
+    let t = clock.unix_now().as_secs();
     let nonce = match call(&a, &proof(&key, "a1", t, None), t).await {
         Err(OAuthError::UseDpopNonce { nonce, .. }) => nonce,
         other => panic!("{other:?}"),
     };
-    clock.advance(30);
-    let t = clock.now();
+    clock.advance(std::time::Duration::from_secs(30));
+    let t = clock.unix_now().as_secs();
     let issued = call(&b, &proof(&key, "b1", t, Some(&nonce)), t).await.unwrap();
     assert_eq!(issued.token_type, "DPoP");
     assert!(issued.dpop_nonce.is_some());

@@ -7,10 +7,8 @@ use std::{
     path::Path,
 };
 
-use jwks_issuer::{
-    clock::Clock,
-    oauth::{OAuthError, TokenService, request::RawRequest},
-};
+use jwks_issuer::oauth::{OAuthError, TokenService, request::RawRequest};
+use jwks_jose::clock::{Clock, UnixTime};
 
 use crate::{
     dpop::{TOKEN_URL, es_key, proof},
@@ -28,7 +26,7 @@ async fn call(
     authorization: Option<&str>,
     dpop: Option<&str>,
     peer: IpAddr,
-    now: u64,
+    now: UnixTime,
 ) -> Result<jwks_issuer::oauth::Issued, OAuthError> {
     let auth: Vec<&[u8]> = authorization.map(str::as_bytes).into_iter().collect();
     let dpop: Vec<&[u8]> = dpop.map(str::as_bytes).into_iter().collect();
@@ -46,7 +44,7 @@ async fn call(
 #[tokio::test]
 async fn the_token_service_issues_without_actix() {
     let f = Fixture::new();
-    let now = f.clock.now();
+    let now = f.clock.unix_now();
     let issued =
         call(&f.state.token, &cc("scope=read"), Some(&basic("svc", SECRET)), None, ip("10.1.0.1"), now).await.unwrap();
     assert_eq!((issued.token_type, issued.scope.as_str(), issued.expires_in), ("Bearer", "read", 900));
@@ -58,9 +56,9 @@ async fn the_token_service_issues_without_actix() {
 #[tokio::test]
 async fn bad_grant_type_with_valid_dpop_proof_leaves_jti_unused() {
     let f = Fixture::new();
-    let now = f.clock.now();
+    let now = f.clock.unix_now();
     let key = es_key();
-    let p = proof(&key, "POST", TOKEN_URL, now, None);
+    let p = proof(&key, "POST", TOKEN_URL, now.as_secs(), None);
     let peer = ip("10.1.0.2");
     // Wrong in shape: refused before any proof, secret or id work.
     let e = call(&f.state.token, "grant_type=password", Some(&basic("svc", SECRET)), Some(&p), peer, now)
@@ -88,7 +86,7 @@ async fn throttle_is_checked_and_charged_in_one_step() {
     // Finding 2: 50 simultaneous wrong guesses from one address with a
     // burst of 20 put at most 20 through argon2.
     let f = Fixture::new();
-    let now = f.clock.now();
+    let now = f.clock.unix_now();
     let peer = ip("10.1.0.3");
     let auth = basic("svc", "wrong");
     let body = cc("");
@@ -115,7 +113,7 @@ async fn remembered_client_gets_its_token_after_25_wrong_guesses_from_its_addres
     // Finding 11: guesses from a shared address cannot lock the real
     // client out once its secret is remembered.
     let f = Fixture::new();
-    let now = f.clock.now();
+    let now = f.clock.unix_now();
     let peer = ip("10.1.0.4");
     call(&f.state.token, &cc(""), Some(&basic("svc", SECRET)), None, peer, now).await.unwrap();
     for _ in 0..25 {
@@ -131,7 +129,7 @@ async fn remembered_client_gets_its_token_after_25_wrong_guesses_from_its_addres
 async fn ipv6_addresses_of_one_prefix_share_a_throttle_bucket() {
     // Finding 11: eight addresses of one /64 get one budget, not eight.
     let f = Fixture::new();
-    let now = f.clock.now();
+    let now = f.clock.unix_now();
     let mut checked = 0;
     for i in 0..40u16 {
         let peer = IpAddr::from([0x2001, 0xdb8, 0, 7, 0, 0, 0, 1 + i % 8]);
@@ -155,7 +153,7 @@ async fn unbounded_concurrent_argon2_is_refused_fast_past_the_bound() {
     let text = config_text(Path::new("/nonexistent-test-keys"), r#"["ES256", "RS256"]"#)
         .replace("[tokens]\n", "[throttle]\nargon2_workers = 2\nburst = 1000\naddress_burst = 1000\n[tokens]\n");
     let f = Fixture::from_text(shared_keyring(), &text);
-    let now = f.clock.now();
+    let now = f.clock.unix_now();
     let auth = basic("svc", "wrong");
     let body = cc("");
     let calls = (0..30).map(|_| call(&f.state.token, &body, Some(&auth), None, ip("10.1.0.5"), now));

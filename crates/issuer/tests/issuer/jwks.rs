@@ -138,7 +138,7 @@ async fn a_key_set_change_rebuilds_the_body_and_the_etag_once() {
         jwks_jose::Algorithm::ES256,
         2048,
         // Published at the second after the rotation's clock reads: now.
-        &jwks_issuer::clock::ManualClock::new(now - 1),
+        &jwks_jose::clock::ManualClock::at(now.saturating_sub_secs(1)),
         false,
     )
     .unwrap();

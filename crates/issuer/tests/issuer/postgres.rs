@@ -13,13 +13,14 @@ use std::{
 
 use jwks_issuer::{
     Error,
-    clock::{Clock, ManualClock, SharedClock},
+    clock::SharedClock,
     keys::{
         Coordination, DirStore, KeyRecord, KeyStore, Keyring, LOCK_TIMEOUT, PgCoordination, PgStore, PgUrl, Policy,
         Write,
     },
     oauth::claims::PgClaims,
 };
+use jwks_jose::clock::{Clock, ManualClock, UnixTime};
 use jwks_jose::{Algorithm, SigningKey, b64, crypto::Sealer};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
@@ -106,7 +107,7 @@ fn policy() -> Policy {
 
 fn record(now: u64) -> KeyRecord {
     let pkcs8 = SigningKey::generate(Algorithm::ES256, 2048).unwrap();
-    KeyRecord::new(Algorithm::ES256, pkcs8, policy().immediate(now)).unwrap()
+    KeyRecord::new(Algorithm::ES256, pkcs8, policy().immediate(UnixTime::from_secs(now))).unwrap()
 }
 
 /// Writes `rec` under the store's lock.
@@ -327,7 +328,7 @@ fn a_change_by_another_replica_is_announced_within_a_second() {
 #[test]
 fn two_key_rings_on_one_database_rotate_once_and_publish_the_same_bytes() {
     let Some(db) = TestDb::create("rings") else { return };
-    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let clock = Arc::new(ManualClock::at(UnixTime::from_secs(1_800_000_000)));
     let shared: SharedClock = clock.clone();
     let open = || pg_ring(&db.url, 7, &shared).unwrap();
     let a = open();
@@ -338,7 +339,7 @@ fn two_key_rings_on_one_database_rotate_once_and_publish_the_same_bytes() {
     assert_eq!(b.snapshot().jwks.etag, first.jwks.etag);
 
     // Past the point where a successor is due: only the leader makes it.
-    clock.set(1_800_000_000 + 3600 - 600 + 1);
+    clock.set(UnixTime::from_secs(1_800_000_000 + 3600 - 600 + 1).to_system_time());
     b.tick().unwrap();
     assert_eq!(b.snapshot().keys.len(), 1, "a follower does not rotate");
     a.tick().unwrap();
@@ -407,27 +408,27 @@ fn single_use_ids_are_claimed_once_across_replicas_until_they_expire() {
 fn with_the_database_gone_keys_in_memory_still_change_state_on_schedule() {
     let Some(db) = TestDb::create("outage") else { return };
     let t0 = 1_800_000_000;
-    let clock = Arc::new(ManualClock::new(t0));
+    let clock = Arc::new(ManualClock::at(UnixTime::from_secs(t0)));
     let shared: SharedClock = clock.clone();
     let ring = pg_ring(&db.url, 7, &shared).unwrap();
     let first = ring.snapshot().signer(Algorithm::ES256).unwrap().meta.kid.clone();
     // The successor is made and published ahead (rotation 3600 s, ahead 600 s).
-    clock.set(t0 + 3600 - 600 + 1);
+    clock.set(UnixTime::from_secs(t0 + 3600 - 600 + 1).to_system_time());
     ring.tick().unwrap();
     let snap = ring.snapshot();
     let successor = snap.keys.iter().find(|k| k.meta.kid != first).unwrap().meta.clone();
-    assert!(successor.timeline.activates > clock.now(), "published ahead of signing");
+    assert!(successor.timeline.activates > clock.unix_now(), "published ahead of signing");
 
     // The database disappears (its connections are cut, it cannot be reached).
     drop(db);
-    clock.set(successor.timeline.activates + 1);
+    clock.set(successor.timeline.activates.saturating_add_secs(1).to_system_time());
     assert!(ring.tick().is_err(), "the store cannot be read");
     let snap = ring.snapshot();
     assert_eq!(snap.signer(Algorithm::ES256).unwrap().meta.kid, successor.kid, "the successor signs on schedule");
     assert!(ring.last_failure().is_some(), "/readyz reports the failure");
     // The retired key leaves the JWKS when it expires, database or not.
     let expires = snap.keys.iter().find(|k| k.meta.kid == first).unwrap().meta.timeline.expires;
-    clock.set(expires + 1);
+    clock.set(expires.saturating_add_secs(1).to_system_time());
     assert!(ring.tick().is_err());
     let body = String::from_utf8(ring.snapshot().jwks.body.to_vec()).unwrap();
     assert!(!body.contains(&first) && body.contains(&successor.kid), "{body}");
@@ -436,7 +437,7 @@ fn with_the_database_gone_keys_in_memory_still_change_state_on_schedule() {
 #[test]
 fn postgres_replica_with_another_kek_writes_nothing() {
     let Some(db) = TestDb::create("otherkek") else { return };
-    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let clock = Arc::new(ManualClock::at(UnixTime::from_secs(1_800_000_000)));
     let shared: SharedClock = clock.clone();
     let open = |kek: u8| pg_ring(&db.url, kek, &shared);
     let good = open(7).unwrap();
@@ -447,7 +448,7 @@ fn postgres_replica_with_another_kek_writes_nothing() {
     // The leader goes, so the replica under another KEK would lead; a
     // successor is due too.
     drop(good);
-    clock.advance(3500);
+    clock.advance(Duration::from_secs(3500));
     let err = open(8).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Kek(_)), "{err:?}");

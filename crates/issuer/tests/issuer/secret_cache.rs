@@ -1,17 +1,15 @@
 //! The record of verified secrets: a correct secret costs argon2 once; a
 //! wrong one never enters the record.
 
-use jwks_issuer::{
-    clock::Clock,
-    oauth::clients::{SecretCheck, VERIFIED_TTL},
-};
+use jwks_issuer::oauth::clients::{SecretCheck, VERIFIED_TTL};
+use jwks_jose::clock::Clock;
 
 use crate::support::{Fixture, ODD_ID, ODD_SECRET, SECRET, basic, cc, post_creds};
 
 #[actix_web::test]
 async fn a_correct_secret_is_remembered_after_one_request() {
     let f = Fixture::new();
-    let now = f.clock.now();
+    let now = f.clock.unix_now();
     let clients = f.state.token.clients();
     assert_eq!(clients.check_remembered("svc", SECRET, now), SecretCheck::NeedsArgon2);
     assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);
@@ -27,7 +25,7 @@ async fn a_correct_secret_is_remembered_after_one_request() {
 #[actix_web::test]
 async fn a_wrong_secret_is_never_remembered() {
     let f = Fixture::new();
-    let now = f.clock.now();
+    let now = f.clock.unix_now();
     for _ in 0..2 {
         let r = f.token(&cc(""), Some(&basic("svc", "wrong"))).await;
         r.assert_error(401, "invalid_client");
@@ -47,15 +45,18 @@ async fn a_wrong_secret_is_never_remembered() {
 #[actix_web::test]
 async fn a_remembered_secret_is_forgotten_after_the_record_ttl() {
     let f = Fixture::new();
-    let now = f.clock.now();
+    let now = f.clock.unix_now();
     assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);
     assert_eq!(
-        f.state.token.clients().check_remembered("svc", SECRET, now + VERIFIED_TTL - 1),
+        f.state.token.clients().check_remembered("svc", SECRET, now.saturating_add_secs(VERIFIED_TTL - 1)),
         SecretCheck::Remembered
     );
-    assert_eq!(f.state.token.clients().check_remembered("svc", SECRET, now + VERIFIED_TTL), SecretCheck::NeedsArgon2);
+    assert_eq!(
+        f.state.token.clients().check_remembered("svc", SECRET, now.saturating_add_secs(VERIFIED_TTL)),
+        SecretCheck::NeedsArgon2
+    );
     // After it expires, argon2 decides again and the secret still works.
-    f.clock.advance(VERIFIED_TTL + 1);
+    f.clock.advance(std::time::Duration::from_secs(VERIFIED_TTL + 1));
     assert_eq!(f.token(&cc(""), Some(&basic("svc", SECRET))).await.status.as_u16(), 200);
 }
 

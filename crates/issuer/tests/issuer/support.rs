@@ -21,10 +21,11 @@ use argon2::{
 use base64::Engine;
 use jwks_issuer::{
     Config,
-    clock::{Clock, ManualClock, SharedClock, SystemClock},
+    clock::SharedClock,
     http::{self, AppState},
     keys::{DirStore, Keyring},
 };
+use jwks_jose::clock::{Clock, ManualClock, SystemClock, UnixTime};
 
 /// The secret of clients `svc` and `rsa`.
 pub(crate) const SECRET: &str = "s3cret-Value_0123456789";
@@ -118,7 +119,7 @@ scopes = ["read"]
 /// The real current time: tokens must verify with `jsonwebtoken`, whose
 /// `exp` check reads the system clock.
 pub(crate) fn real_now() -> u64 {
-    SystemClock.now()
+    SystemClock.unix_now().as_secs()
 }
 
 pub(crate) fn parse_config(text: &str) -> Config {
@@ -135,7 +136,7 @@ pub(crate) fn open_keyring(algorithms: &str) -> Arc<Keyring> {
 /// A key ring over the folder `dir`, creating keys for `algorithms`.
 pub(crate) fn open_keyring_in(dir: &Path, algorithms: &str) -> Arc<Keyring> {
     let config = parse_config(&config_text(dir, algorithms));
-    let clock: SharedClock = Arc::new(ManualClock::new(real_now()));
+    let clock: SharedClock = Arc::new(ManualClock::at(UnixTime::from_secs(real_now())));
     let store = DirStore::open(dir, None).unwrap();
     Arc::new(
         Keyring::open(store, clock, config.keys.algorithms.clone(), config.key_policy(), config.keys.rsa_bits).unwrap(),
@@ -168,7 +169,7 @@ impl Fixture {
     /// A fixture over `keyring` with the configuration `text`.
     pub(crate) fn from_text(keyring: Arc<Keyring>, text: &str) -> Self {
         let config = Arc::new(parse_config(text));
-        let clock = ManualClock::new(real_now());
+        let clock = ManualClock::at(UnixTime::from_secs(real_now()));
         let shared: SharedClock = Arc::new(clock.clone());
         let state = web::Data::new(AppState::new(config, keyring, shared).unwrap());
         Fixture { state, clock }

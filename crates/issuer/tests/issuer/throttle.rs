@@ -23,7 +23,7 @@ async fn failures_past_the_burst_get_429_with_retry_after_until_refilled() {
     // The same client from another address is not locked out.
     assert_eq!(f.token_from(&cc(""), Some(&basic("svc", SECRET)), peer(2)).await.status.as_u16(), 200);
     // One failure is forgiven every `refill_every` (3 s).
-    f.clock.advance(3);
+    f.clock.advance(std::time::Duration::from_secs(3));
     assert_eq!(f.token_from(&cc(""), Some(&basic("svc", SECRET)), peer(1)).await.status.as_u16(), 200);
 }
 

@@ -4,8 +4,11 @@ use jwks_jose::{SigningKey, b64};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpListener};
 
 use super::*;
-use crate::{clock::ManualClock, oauth::request::unverified_issuer};
-use jwks_jose::compact;
+use crate::oauth::request::unverified_issuer;
+use jwks_jose::{
+    clock::{ManualClock, UnixTime},
+    compact,
+};
 
 const NOW: u64 = 1_800_000_000;
 const ISSUER: &str = "https://issuer.test";
@@ -39,26 +42,26 @@ fn verifier(client: &str, keys: &[&SigningKey], clock: &ManualClock) -> Assertio
 
 #[tokio::test]
 async fn es256_and_rs256_assertions_authenticate() {
-    let clock = ManualClock::new(NOW);
+    let clock = ManualClock::at(UnixTime::from_secs(NOW));
     for alg in algorithms() {
         let k = key(alg);
         let v = verifier("svc", &[&k], &clock);
         let a = sign(&k, &claims("svc", "svc", TOKEN_URL, NOW + 60, "j1"));
-        let jti = v.verify(&a, NOW).await.unwrap();
+        let jti = v.verify(&a, UnixTime::from_secs(NOW)).await.unwrap();
         assert_eq!((jti.kind, jti.id.as_str(), jti.until), ("private_key_jwt", "j1", NOW + 60 + LEEWAY));
         let a = sign(&k, &claims("svc", "svc", ISSUER, NOW + 60, "j2"));
-        assert_eq!(v.verify(&a, NOW).await.map(drop), Ok(()));
+        assert_eq!(v.verify(&a, UnixTime::from_secs(NOW)).await.map(drop), Ok(()));
     }
 }
 
 async fn rejected(v: &AssertionVerifier, assertion: &str, needle: &str) {
-    let err = v.verify(assertion, NOW).await.unwrap_err();
+    let err = v.verify(assertion, UnixTime::from_secs(NOW)).await.unwrap_err();
     assert!(err.contains(needle), "`{err}` does not mention `{needle}`");
 }
 
 #[tokio::test]
 async fn each_bad_assertion_is_rejected_with_a_precise_reason() {
-    let clock = ManualClock::new(NOW);
+    let clock = ManualClock::at(UnixTime::from_secs(NOW));
     let k = key(Algorithm::ES256);
     let other = key(Algorithm::ES256);
     let v = verifier("svc", &[&k], &clock);
@@ -88,19 +91,22 @@ async fn each_bad_assertion_is_rejected_with_a_precise_reason() {
 #[tokio::test]
 async fn assertion_audience_must_be_the_issuer_alone() {
     // draft-ietf-oauth-rfc7523bis: the issuer identifier as the sole value.
-    let clock = ManualClock::new(NOW);
+    let clock = ManualClock::at(UnixTime::from_secs(NOW));
     let k = key(Algorithm::ES256);
     let strict = verifier_in("svc", &[&k], &clock, AssertionAudience::Issuer);
     let a = |aud: serde_json::Value| sign(&k, &claims("svc", "svc", aud, NOW + 60, "j"));
-    assert_eq!(strict.verify(&a(serde_json::json!(ISSUER)), NOW).await.map(drop), Ok(()));
-    assert_eq!(strict.verify(&a(serde_json::json!([ISSUER])), NOW).await.map(drop), Ok(()));
+    assert_eq!(strict.verify(&a(serde_json::json!(ISSUER)), UnixTime::from_secs(NOW)).await.map(drop), Ok(()));
+    assert_eq!(strict.verify(&a(serde_json::json!([ISSUER])), UnixTime::from_secs(NOW)).await.map(drop), Ok(()));
     rejected(&strict, &a(serde_json::json!(TOKEN_URL)), "wrong_audience").await;
     rejected(&strict, &a(serde_json::json!([ISSUER, "https://other.example"])), "wrong_audience").await;
     // The lenient mode adds the token endpoint, and still refuses foreign
     // members.
     let lenient = verifier("svc", &[&k], &clock);
-    assert_eq!(lenient.verify(&a(serde_json::json!(TOKEN_URL)), NOW).await.map(drop), Ok(()));
-    assert_eq!(lenient.verify(&a(serde_json::json!([ISSUER, TOKEN_URL])), NOW).await.map(drop), Ok(()));
+    assert_eq!(lenient.verify(&a(serde_json::json!(TOKEN_URL)), UnixTime::from_secs(NOW)).await.map(drop), Ok(()));
+    assert_eq!(
+        lenient.verify(&a(serde_json::json!([ISSUER, TOKEN_URL])), UnixTime::from_secs(NOW)).await.map(drop),
+        Ok(())
+    );
     rejected(&lenient, &a(serde_json::json!([TOKEN_URL, "https://other.example"])), "wrong_audience").await;
 }
 
@@ -129,7 +135,7 @@ async fn jwks_server(body: Arc<Mutex<String>>, hits: Arc<std::sync::atomic::Atom
 
 #[tokio::test]
 async fn a_jwks_uri_client_whose_key_rotates_keeps_authenticating() {
-    let clock = ManualClock::new(NOW);
+    let clock = ManualClock::at(UnixTime::from_secs(NOW));
     let old = key(Algorithm::ES256);
     let new = key(Algorithm::RS256);
     let set = |keys: &[&SigningKey]| {
@@ -145,19 +151,29 @@ async fn a_jwks_uri_client_whose_key_rotates_keeps_authenticating() {
         Duration::from_secs(300),
         Arc::new(clock.clone()),
     );
-    assert_eq!(v.verify(&sign(&old, &claims("svc", "svc", TOKEN_URL, NOW + 60, "a")), NOW).await.map(drop), Ok(()));
+    assert_eq!(
+        v.verify(&sign(&old, &claims("svc", "svc", TOKEN_URL, NOW + 60, "a")), UnixTime::from_secs(NOW))
+            .await
+            .map(drop),
+        Ok(())
+    );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
     // The client publishes a new key and signs with it: one refetch.
     *body.lock().unwrap() = set(&[&old, &new]);
-    clock.advance(31); // past the verifier's refetch cooldown
+    clock.advance(Duration::from_secs(31)); // past the verifier's refetch cooldown
     assert_eq!(
-        v.verify(&sign(&new, &claims("svc", "svc", TOKEN_URL, NOW + 90, "b")), NOW + 31).await.map(drop),
+        v.verify(&sign(&new, &claims("svc", "svc", TOKEN_URL, NOW + 90, "b")), UnixTime::from_secs(NOW + 31))
+            .await
+            .map(drop),
         Ok(())
     );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
     // An unknown key is still refused.
     let stranger = key(Algorithm::ES256);
-    let err = v.verify(&sign(&stranger, &claims("svc", "svc", TOKEN_URL, NOW + 90, "c")), NOW + 31).await.unwrap_err();
+    let err = v
+        .verify(&sign(&stranger, &claims("svc", "svc", TOKEN_URL, NOW + 90, "c")), UnixTime::from_secs(NOW + 31))
+        .await
+        .unwrap_err();
     assert!(err.contains("unknown_kid"), "{err}");
 }
 
