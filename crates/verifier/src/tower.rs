@@ -35,7 +35,7 @@ use tower_service::Service;
 
 use crate::{
     Claims, MultiVerifier, PublicBaseUrl,
-    answer::{Answer, ChallengeOptions, Refusal},
+    answer::{Answer, ChallengeOptions, Refusal, Scheme},
     credentials,
 };
 
@@ -99,6 +99,9 @@ impl<S> Layer<S> for AuthLayer {
         Auth { inner, config: Arc::clone(&self.config) }
     }
 }
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 /// The service of [`AuthLayer`].
 #[derive(Debug, Clone)]
@@ -182,15 +185,37 @@ where
         let config = Arc::clone(&self.config);
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
+            // DPoP nonces (RFC 9449 §9): every answer to a DPoP request
+            // carries a fresh one when the verifier has a nonce policy.
+            let dpop = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.as_bytes().get(..5))
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"dpop "));
             match config.authenticate(&parts).await {
                 Ok(Some(claims)) => {
                     parts.extensions.insert(claims);
                 }
                 Ok(None) => {}
-                Err(refusal) => return Ok(response(refusal.answer(&config.options))),
+                Err(refusal) => {
+                    let mut answer = refusal.answer(&config.options);
+                    if (dpop || refusal.scheme() == Scheme::Dpop)
+                        && let Some(nonce) = config.verifier.dpop_nonce()
+                    {
+                        answer = answer.header("DPoP-Nonce", nonce);
+                    }
+                    return Ok(response(answer));
+                }
             }
             parts.extensions.insert(Guarded { options: config.options.clone() });
-            inner.call(Request::from_parts(parts, body)).await
+            let nonce = if dpop { config.verifier.dpop_nonce() } else { None };
+            let mut res = inner.call(Request::from_parts(parts, body)).await?;
+            if let Some(value) = nonce.and_then(|n| http::HeaderValue::try_from(n).ok())
+                && !res.headers().contains_key(DPOP_NONCE)
+            {
+                res.headers_mut().insert(DPOP_NONCE, value);
+            }
+            Ok(res)
         })
     }
 }

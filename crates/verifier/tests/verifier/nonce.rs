@@ -332,3 +332,66 @@ mod cli {
         assert!(String::from_utf8_lossy(&out.stderr).contains("--dpop-nonce-secret-file"));
     }
 }
+
+#[cfg(feature = "axum")]
+mod axum_layer {
+    use axum::{Router, body::Body, routing::get};
+    use http::Request;
+    use jwks_verifier::{axum::Authenticated, tower::AuthLayer};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn data(auth: Authenticated) -> String {
+        auth.claims().sub.clone().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn the_tower_layer_answers_use_dpop_nonce_with_a_nonce_and_success_sends_a_fresh_one() {
+        let issuer = es_key();
+        let client = es_key();
+        let mock = MockJwks::start(&[&issuer]).await;
+        let clock = ManualClock::new(start_time());
+        let verifier = mock.builder(&clock).dpop_nonce(Arc::new(nonces(NonceMode::Required))).build().await.unwrap();
+        let app = Router::new().route("/data", get(data)).layer(AuthLayer::new(verifier));
+        let token = bound_token(&issuer, &client);
+        let url = "http://api.example.test/data";
+        let make = |jti: &str, nonce: Option<&str>| {
+            let mut c = json!({"jti": jti, "htm": "GET", "htu": url, "iat": NOW, "ath": dpop::ath(&token)});
+            if let Some(n) = nonce {
+                c["nonce"] = json!(n);
+            }
+            sign(&client, &proof_header(&client), &c)
+        };
+        let call = |p: String| {
+            let req = Request::builder()
+                .uri("/data")
+                .header("Host", "api.example.test")
+                .header("Authorization", format!("DPoP {token}"))
+                .header("DPoP", p)
+                .body(Body::empty())
+                .unwrap();
+            app.clone().oneshot(req)
+        };
+        let header =
+            |resp: &http::Response<Body>, name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+
+        let resp = call(make("one", None)).await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let challenge = header(&resp, "WWW-Authenticate").unwrap();
+        assert!(challenge.starts_with(r#"DPoP error="use_dpop_nonce", error_description=""#), "{challenge}");
+        let nonce = header(&resp, "DPoP-Nonce").expect("the refusal carries a nonce");
+
+        // The retry, same `jti`, with the nonce: accepted, with a fresh nonce.
+        let resp = call(make("one", Some(&nonce))).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(header(&resp, "DPoP-Nonce").is_some(), "success sends a fresh nonce");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        assert_eq!(&body[..], b"user-1");
+
+        // Any other refusal of a DPoP request carries one too (a replay).
+        let resp = call(make("one", Some(&nonce))).await.unwrap();
+        assert!(header(&resp, "WWW-Authenticate").unwrap().contains("invalid_dpop_proof"));
+        assert!(header(&resp, "DPoP-Nonce").is_some());
+    }
+}
