@@ -527,39 +527,6 @@ mod tests {
         assert!(policy().check(&policy().ahead(UnixTime::from_secs(T0), UnixTime::from_secs(T0))).is_ok());
     }
 
-    /// A folder store that counts its loads.
-    #[derive(Debug)]
-    struct Counting {
-        inner: DirStore,
-        loads: Arc<std::sync::atomic::AtomicUsize>,
-        parses: Arc<std::sync::atomic::AtomicUsize>,
-    }
-
-    impl KeyStore for Counting {
-        fn location(&self) -> String {
-            self.inner.location()
-        }
-        fn is_sealed(&self) -> bool {
-            KeyStore::is_sealed(&self.inner)
-        }
-        fn lock(&self, timeout: Duration) -> Result<StoreLock, Error> {
-            KeyStore::lock(&self.inner, timeout)
-        }
-        fn fingerprint(&self) -> Result<u64, Error> {
-            KeyStore::fingerprint(&self.inner)
-        }
-        fn read(&self, held: Option<&StoreLock>) -> Result<Loaded, Error> {
-            let loaded = KeyStore::read(&self.inner, held)?;
-            self.loads.fetch_add(1, Ordering::SeqCst);
-            // Every document read is unsealed and parsed once by the store.
-            self.parses.fetch_add(loaded.keys.len(), Ordering::SeqCst);
-            Ok(loaded)
-        }
-        fn write(&self, held: &StoreLock, writes: &[crate::keys::Write]) -> Result<(), Error> {
-            KeyStore::write(&self.inner, held, writes)
-        }
-    }
-
     #[test]
     #[allow(clippy::disallowed_methods)] // measures the CPU time of a tick
     fn a_time_only_change_reads_nothing_from_the_store() {
@@ -573,9 +540,8 @@ mod tests {
             t.expires = t.deactivates.saturating_add_secs(1200);
             store.test_put(&es256_record(t)).unwrap();
         }
-        let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let parses = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counting = Counting { inner: store, loads: loads.clone(), parses: parses.clone() };
+        let counting = Instrumented::new(store);
+        let (loads, parses) = (counting.loads.clone(), counting.parses.clone());
         let ring = Keyring::open(counting, Arc::new(clock.clone()), vec![Algorithm::ES256], policy(), 2048).unwrap();
         let at_open = loads.load(Ordering::SeqCst);
         let before = ring.snapshot();
@@ -639,15 +605,29 @@ mod tests {
         }
     }
 
-    /// A folder store that stops after `budget` more writes (a crash
-    /// between two writes of one list); a negative budget never stops.
+    /// A folder store that counts its reads and the keys they parse, and
+    /// stops after `budget` more writes (a crash between two writes of one
+    /// list); a negative budget never stops.
     #[derive(Debug)]
-    struct Crashing {
+    struct Instrumented {
         inner: DirStore,
+        loads: Arc<std::sync::atomic::AtomicUsize>,
+        parses: Arc<std::sync::atomic::AtomicUsize>,
         budget: Arc<std::sync::atomic::AtomicIsize>,
     }
 
-    impl KeyStore for Crashing {
+    impl Instrumented {
+        fn new(inner: DirStore) -> Self {
+            Instrumented {
+                inner,
+                loads: Arc::default(),
+                parses: Arc::default(),
+                budget: Arc::new(std::sync::atomic::AtomicIsize::new(-1)),
+            }
+        }
+    }
+
+    impl KeyStore for Instrumented {
         fn location(&self) -> String {
             self.inner.location()
         }
@@ -661,7 +641,11 @@ mod tests {
             KeyStore::fingerprint(&self.inner)
         }
         fn read(&self, held: Option<&StoreLock>) -> Result<Loaded, Error> {
-            KeyStore::read(&self.inner, held)
+            let loaded = KeyStore::read(&self.inner, held)?;
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            // Every document read is unsealed and parsed once by the store.
+            self.parses.fetch_add(loaded.keys.len(), Ordering::SeqCst);
+            Ok(loaded)
         }
         fn write(&self, held: &StoreLock, writes: &[crate::keys::Write]) -> Result<(), Error> {
             for w in writes {
@@ -708,7 +692,8 @@ mod tests {
         let p = policy();
         let ahead = p.publish_ahead.as_secs();
         let open = |dir: &Path, clock: &ManualClock, budget: &Arc<std::sync::atomic::AtomicIsize>| {
-            let store = Crashing { inner: DirStore::open(dir, None).unwrap(), budget: budget.clone() };
+            let store =
+                Instrumented { budget: budget.clone(), ..Instrumented::new(DirStore::open(dir, None).unwrap()) };
             Keyring::open(store, Arc::new(clock.clone()), vec![Algorithm::ES256], p, 2048).unwrap()
         };
         let (mut crashes, mut steps) = (0, 0);
